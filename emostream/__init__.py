@@ -1,0 +1,3 @@
+"""emostream: a real-time streaming emotional talking-head avatar engine."""
+
+__version__ = "0.1.0"

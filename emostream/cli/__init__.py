@@ -1,0 +1,79 @@
+"""The ``emostream`` command line. Each sub-command lives in its own module here and exposes
+``register(app)``; this module wires them, maps domain errors to one line + exit code 2."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from emostream import __version__
+from emostream.errors import EmostreamError
+
+app = typer.Typer(
+    name="emostream",
+    help="Real-time streaming emotional talking-head avatar engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Sub-command modules (emostream.cli.<name>), each with ``register(app: typer.Typer)``.
+COMMAND_MODULES: tuple[str, ...] = ("data", "train", "eval")
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"emostream {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks and debug logs."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """emostream: a portrait photo talks back live, lips in sync, with the emotion asked for."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"emostream.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, standalone_mode=False)
+    except EmostreamError as e:
+        if debug:
+            raise
+        print(f"emostream: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("emostream: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("emostream: aborted", file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise

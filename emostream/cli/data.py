@@ -1,0 +1,18 @@
+"""``emostream data ...``: Build, inspect and import training corpora. Each command lives in its own module
+(emostream.cli.data_<name>) exposing ``register(app)``; list it in SUBCOMMAND_MODULES."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+#: Modules emostream.cli.data_<name>, each with ``register(app: typer.Typer)``.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(no_args_is_help=True, help="Build, inspect and import training corpora.")
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"emostream.cli.data_{name}").register(sub)
+    app.add_typer(sub, name="data")

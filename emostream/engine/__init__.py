@@ -1,0 +1,1 @@
+"""Real-time runtime: features, VAD, motion sampler, sessions."""

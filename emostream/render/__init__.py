@@ -1,0 +1,1 @@
+"""Portrait preparation, ARKit rig and renderers (analytic CPU warp, FOMM)."""

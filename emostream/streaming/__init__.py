@@ -1,0 +1,1 @@
+"""Transports and I/O: audio decoding, sources, sinks, WebRTC."""
