@@ -35,6 +35,11 @@ def frame_start_sample(frame_index: int, fps: int) -> int:
     return (frame_index * SAMPLE_RATE) // check_fps(fps)
 
 
+def frames_covering(n_samples: int, fps: int) -> int:
+    """Number of video frames needed to cover ``n_samples`` samples (ceil): a clip's frame count."""
+    return -((-n_samples * check_fps(fps)) // SAMPLE_RATE)
+
+
 def frames_in_samples(n_samples: int, fps: int) -> int:
     """Number of whole video frames whose audio span fits in ``n_samples`` samples."""
     return (n_samples * check_fps(fps)) // SAMPLE_RATE
