@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 #: Sub-command modules (emostream.cli.<name>), each with ``register(app: typer.Typer)``.
-COMMAND_MODULES: tuple[str, ...] = ("data", "train", "eval")
+COMMAND_MODULES: tuple[str, ...] = ("probe", "data", "train", "eval", "serve", "demo", "bench", "stream", "camera")
 
 _state = {"debug": False}
 

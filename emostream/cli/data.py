@@ -12,7 +12,7 @@ import typer
 HELP = "Build, inspect and import training corpora."
 
 #: Modules emostream.cli.data_<name>, each with ``register(app: typer.Typer)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = ("build", "show", "check", "import_livelink")
 
 
 def register(app: typer.Typer) -> None:

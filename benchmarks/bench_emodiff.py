@@ -1,0 +1,78 @@
+"""EmoDiff streaming cost: CPU milliseconds per output frame on one core (JSON on stdout).
+
+One live stream (batch 1) is fed 80 ms feature chunks; we report CPU time (``process_time``,
+robust to other processes on a shared machine) per emitted frame, for the torch and ONNX Runtime
+backends, for several sampler step counts (teacher = 8 DDIM steps, distilled = 4/2/1) and window
+lengths (hop 3 + lookahead 2 frames throughout). The cost does not depend on the weights' values,
+so the default config's architecture is used (with the shipped weights when present).
+
+    python benchmarks/bench_emodiff.py [--frames 150] [--windows 16,24,32,48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from emostream.arkit import EmotionStyle
+from emostream.engine.motion import MotionEngine
+from emostream.models.emodiff import EmoDiff, EmoDiffConfig
+
+FEATURE_DIM = 160
+
+
+def engine(window: int, steps: int, backend: str) -> MotionEngine:
+    torch.manual_seed(0)
+    m = EmoDiff(EmoDiffConfig(feature_dim=FEATURE_DIM, window=window))
+    return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, steps=steps, backend=backend, refiner=None)
+
+
+def ms_per_frame(eng: MotionEngine, frames: int) -> float:
+    f = np.random.default_rng(0).standard_normal((frames, FEATURE_DIM)).astype(np.float32)
+    s = eng.new_stream(0, EmotionStyle("happy"))
+    s.push(f[:30])  # warm-up
+    s = eng.new_stream(1, EmotionStyle("happy"))
+    c0 = time.process_time()
+    n = 0
+    for i in range(0, frames, 2):
+        n += len(s.push(f[i : i + 2]))
+    n += len(s.flush())
+    return (time.process_time() - c0) * 1000 / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--windows", default="16,24,32,48")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    default_w = EmoDiffConfig(feature_dim=FEATURE_DIM).window
+    res: dict[str, object] = {
+        "unit": "CPU ms per output frame, one thread",
+        "hop": 3,
+        "lookahead": 2,
+        "latency_ms": 5 * 40,
+        "default_window": default_w,
+    }
+    by_steps = {}
+    for backend in ("torch", "onnx"):
+        for steps in (8, 4, 2, 1):
+            by_steps[f"{backend}/steps={steps}"] = round(
+                ms_per_frame(engine(default_w, steps, backend), args.frames), 3
+            )
+    res["by_steps"] = by_steps
+    by_w = {}
+    for w in (int(x) for x in args.windows.split(",")):
+        by_w[f"onnx/W={w}/steps=4"] = round(ms_per_frame(engine(w, 4, "onnx"), args.frames), 3)
+    res["by_window"] = by_w
+    res["distilled_4_steps_onnx"] = by_steps["onnx/steps=4"]
+    res["teacher_8_steps_onnx"] = by_steps["onnx/steps=8"]
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

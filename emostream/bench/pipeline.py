@@ -1,0 +1,310 @@
+"""Latency benchmark of the whole runtime: per stage, audio-to-frame, first frame, RTF, sessions.
+
+``run_bench(BenchConfig(...))`` returns the JSON of issue 10::
+
+    {"machine": {...}, "stages_ms": {"features", "emodiff", "lip", "rig", "render",
+     "encode_vp8", "encode_h264"}, "first_frame_ms", "latency_ms": {"p50", "p95", "max"},
+     "rtf", "dropped_frames", "sessions_at_25fps", "rss_mb", "config": {...}}
+
+* Stage times are medians over warm repetitions, per frame (a stage that cannot run in this
+  configuration, e.g. no lip refiner loaded, is ``null``); GPU work is synchronized.
+* Latency: live sessions on the wall clock are fed the bundled speech sample paced like a
+  microphone (20 ms chunks, each pushed when its last sample would have been captured). Each
+  chunk's push time is stamped with its sample position; the first video frame covering that
+  position, when the session yields it, closes the stamp. ``first_frame_ms`` is the first
+  chunk's latency.
+* ``rtf``: compute seconds per second of audio through the offline core (features, VAD,
+  motion, render) in one thread.
+* ``sessions_at_25fps``: the largest number of concurrent live sessions that all hold 25 fps
+  with no dropped frame for ``sessions_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from emostream.arkit import EmotionStyle
+from emostream.config import SAMPLE_RATE
+from emostream.engine.pipeline import Engine, EngineConfig, offline_motion, offline_render
+from emostream.engine.session import Session, SessionStats, VideoFrame
+from emostream.errors import ConfigError, DeviceError
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    device: str = "cpu"
+    renderer: str = "analytic"
+    size: int = 256
+    quick: bool = False
+    #: Live run used for latency and drops (seconds of paced audio).
+    live_seconds: float = 60.0
+    #: How long each concurrency level must hold 25 fps.
+    sessions_seconds: float = 30.0
+    max_sessions: int = 8
+    reps: int = 20
+
+    def effective(self) -> BenchConfig:
+        if not self.quick:
+            return self
+        return BenchConfig(
+            self.device, self.renderer, self.size, True, live_seconds=2.0, sessions_seconds=1.0,
+            max_sessions=2, reps=3,
+        )  # fmt: skip
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    import av
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
+    versions["av"] = av.__version__
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    from emostream import __version__
+
+    versions["emostream"] = __version__
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "gpu": gpu,
+        "device": device,
+        "os": platform.platform(),
+        "versions": versions,
+    }
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _median_ms(fn: Any, reps: int, per: int, device: str) -> float:
+    fn()  # warm
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t) / per)
+    return 1000.0 * float(np.median(times))
+
+
+def _speech(seconds: float) -> np.ndarray:
+    from emostream.assets import sample_path
+    from emostream.streaming.audio_io import load_audio
+
+    one = load_audio(sample_path())
+    n = int(seconds * SAMPLE_RATE)
+    return np.resize(one, n).astype(np.float32)  # the sample, looped
+
+
+def stage_times(engine: Engine, cfg: BenchConfig) -> dict[str, float | None]:
+    """Median ms per frame of each stage, on warm repetitions of a 1 s block."""
+    from emostream.engine.features import Featurizer
+
+    fps = engine.fps
+    audio = _speech(1.0)
+    feats_block = Featurizer(fps).push(audio)
+    vad_block = np.ones(len(feats_block), np.float32)
+    out: dict[str, float | None] = {k: None for k in ("features", "emodiff", "lip", "rig", "render")}
+    out["features"] = _median_ms(lambda: Featurizer(fps).push(audio), cfg.reps, len(feats_block), cfg.device)
+
+    model: Any = engine.motion_model
+    refiner = getattr(model, "refiner", None)
+    motion = offline_motion(engine, audio)
+    if refiner is not None:
+        model.refiner = None  # time EmoDiff alone, then the refiner on its own
+    try:
+        out["emodiff"] = _median_ms(
+            lambda: model.new_stream(0, EmotionStyle()).push(feats_block, vad_block),
+            cfg.reps,
+            len(feats_block),
+            cfg.device,
+        )
+    finally:
+        if refiner is not None:
+            model.refiner = refiner
+    if refiner is not None:
+        m = model.new_stream(0, EmotionStyle()).push(feats_block, vad_block)
+        rows = len(m)
+
+        def lip() -> None:
+            refiner.new_stream(EmotionStyle()).push(feats_block[:rows], m)
+
+        out["lip"] = _median_ms(lip, cfg.reps, max(rows, 1), cfg.device)
+    renderer: Any = engine.renderer_for(None)
+    if len(motion) == 0:
+        motion = np.zeros((fps, 55), np.float32)
+    batch = motion[:1]
+    if hasattr(renderer, "keypoints"):  # rig: blendshapes -> 3D landmarks -> image keypoints
+        out["rig"] = _median_ms(lambda: renderer.keypoints(batch), cfg.reps, 1, cfg.device)
+    out["render"] = _median_ms(lambda: renderer.render(batch), cfg.reps, 1, cfg.device)
+    frames = renderer.render(motion[: min(len(motion), 10)])
+    out["encode_vp8"] = _encode_ms("libvpx", frames, fps)
+    out["encode_h264"] = _encode_ms("libx264", frames, fps)
+    return out
+
+
+def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> float:
+    """Median ms per frame to encode ``frames`` (as WebRTC/mp4 would: realtime settings)."""
+    import av
+
+    ctx: Any = av.CodecContext.create(codec, "w")
+    ctx.width, ctx.height = frames.shape[2], frames.shape[1]
+    ctx.pix_fmt = "yuv420p"
+    from fractions import Fraction
+
+    ctx.time_base = Fraction(1, fps)
+    ctx.framerate = Fraction(fps, 1)
+    ctx.options = (
+        {"deadline": "realtime", "cpu-used": "8"}
+        if codec == "libvpx"
+        else {"preset": "veryfast", "tune": "zerolatency"}
+    )
+    times = []
+    for i in range(3 * len(frames)):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i % len(frames)]), format="rgb24")
+        vf.pts = i
+        t = time.perf_counter()
+        ctx.encode(vf)
+        times.append(time.perf_counter() - t)
+    return 1000.0 * float(np.median(times[len(frames) :]))
+
+
+async def _live(
+    sessions: list[Session], audio: np.ndarray, seconds: float
+) -> list[tuple[SessionStats, float]]:
+    """Feed each session ``audio`` paced in 20 ms chunks for ``seconds``; return stats + fps."""
+    from emostream.streaming.runner import run_live
+    from emostream.streaming.sources import FileSource
+
+    async def one(s: Session) -> tuple[SessionStats, float]:
+        src = FileSource("<bench>", realtime=True, audio=audio[: int(seconds * SAMPLE_RATE)])
+        seen: list[float] = []  # [first video frame time, last video frame time]
+
+        def on_item(item: object) -> None:
+            if isinstance(item, VideoFrame):
+                seen[1:] = [time.perf_counter()]
+                if len(seen) == 1:
+                    seen.insert(0, seen[0])
+
+        stats = await run_live(s, src, on_item=on_item, tail_frames=0)
+        span = seen[-1] - seen[0] if seen else 0.0
+        fps = (stats.video_frames - 1) / span if span > 0 else 0.0
+        return stats, fps
+
+    return list(await asyncio.gather(*(one(s) for s in sessions)))
+
+
+def run_bench(cfg: BenchConfig, engine: Engine | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the JSON result, raw data for the plots: every chunk's latency)."""
+    cfg = cfg.effective()
+    if cfg.size not in (256, 512):
+        raise ConfigError(f"--size must be 256 or 512, got {cfg.size}")
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda asked for, but no CUDA GPU is available")
+    if engine is None:
+        engine = Engine.load(EngineConfig(renderer=cfg.renderer, size=cfg.size, device=cfg.device))
+    result: dict[str, Any] = {"machine": machine_info(cfg.device)}
+    result["stages_ms"] = stage_times(engine, cfg)
+
+    audio = _speech(max(cfg.live_seconds, 1.0))
+    # Real-time factor: compute / audio duration through the offline core.
+    rtf_audio = audio[: int(min(cfg.live_seconds, 10.0) * SAMPLE_RATE)]
+    t = time.perf_counter()
+    offline_render(engine, rtf_audio)
+    _sync(cfg.device)
+    result["rtf"] = (time.perf_counter() - t) / (rtf_audio.size / SAMPLE_RATE)
+
+    ((stats, _),) = asyncio.run(_live([engine.new_session(None)], audio, cfg.live_seconds))
+    result["first_frame_ms"] = stats.first_frame_ms
+    result["latency_ms"] = stats.latency_summary()
+    result["dropped_frames"] = stats.dropped_frames
+    raw: dict[str, Any] = {"latencies_ms": [round(x, 2) for x in stats.latencies_ms]}
+
+    curve: list[dict[str, float]] = []
+    best = 0
+    for n in range(1, cfg.max_sessions + 1):
+        runs = asyncio.run(
+            _live([engine.new_session(None, seed=i) for i in range(n)], audio, cfg.sessions_seconds)
+        )
+        drops = sum(s.dropped_frames for s, _ in runs)
+        fps = min(f for _, f in runs)
+        curve.append({"sessions": n, "min_fps": round(fps, 2), "dropped_frames": drops})
+        if drops == 0:
+            best = n
+        else:
+            break
+    result["sessions_at_25fps"] = best
+    result["sessions_curve"] = curve
+    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["config"] = asdict(cfg)
+    order = [*SCHEMA_KEYS, "sessions_curve", "config"]
+    return {k: result[k] for k in order}, raw
+
+
+SCHEMA_KEYS = (
+    "machine", "stages_ms", "first_frame_ms", "latency_ms", "rtf", "dropped_frames",
+    "sessions_at_25fps", "rss_mb",
+)  # fmt: skip
+STAGE_KEYS = ("features", "emodiff", "lip", "rig", "render", "encode_vp8", "encode_h264")
+
+
+def plot(result: dict[str, Any], raw: dict[str, Any], path: str) -> None:
+    """Three panels: audio-to-frame latency histogram, per-stage bars, sessions vs fps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4))
+    lat = raw.get("latencies_ms") or []
+    ax[0].hist(lat, bins=30, color="tab:blue")
+    p95 = (result.get("latency_ms") or {}).get("p95")
+    if p95 is not None:
+        ax[0].axvline(p95, color="red", ls="--", label=f"p95 {p95:.0f} ms")
+        ax[0].legend()
+    ax[0].set(title="audio-to-frame latency", xlabel="ms", ylabel="chunks")
+    stages = {k: v for k, v in result["stages_ms"].items() if v is not None}
+    ax[1].bar(list(stages), list(stages.values()), color="tab:orange")
+    ax[1].set(title="per-stage time per frame", ylabel="ms")
+    ax[1].tick_params(axis="x", rotation=30)
+    curve = result.get("sessions_curve") or []
+    ax[2].plot([c["sessions"] for c in curve], [c["min_fps"] for c in curve], "o-")
+    ax[2].axhline(25, color="gray", ls="--")
+    ax[2].set(title="sessions vs fps (slowest session)", xlabel="concurrent sessions", ylabel="fps")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+__all__ = ["SCHEMA_KEYS", "STAGE_KEYS", "BenchConfig", "machine_info", "plot", "run_bench"]

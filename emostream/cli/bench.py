@@ -1,0 +1,41 @@
+"""``emostream bench``: per-stage and end-to-end latency, RTF and sessions per machine (JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench(
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        renderer: str = typer.Option("analytic", "--renderer", help="analytic or fomm."),
+        size: int = typer.Option(256, "--size", help="Frame size: 256 or 512."),
+        json_out: Path | None = typer.Option(None, "--json", help="Also write the JSON result here."),
+        plot_out: Path | None = typer.Option(None, "--plot", help="Write the plots (PNG) here."),
+        quick: bool = typer.Option(False, "--quick", help="Seconds instead of minutes (schema check, CI)."),
+        live_seconds: float = typer.Option(60.0, "--live-seconds", help="Paced live run for latency/drops."),
+        sessions_seconds: float = typer.Option(
+            30.0, "--sessions-seconds", help="How long N sessions must hold 25 fps."
+        ),
+        max_sessions: int = typer.Option(8, "--max-sessions", help="Most concurrent sessions to try."),
+    ) -> None:
+        """Measure the runtime on this machine and print the JSON result."""
+        from emostream.bench.pipeline import BenchConfig, plot, run_bench
+
+        cfg = BenchConfig(
+            device=device, renderer=renderer, size=size, quick=quick, live_seconds=live_seconds,
+            sessions_seconds=sessions_seconds, max_sessions=max_sessions,
+        )  # fmt: skip
+        result, raw = run_bench(cfg)
+        text = json.dumps(result, indent=2)
+        typer.echo(text)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(text + "\n")
+        if plot_out is not None:
+            plot_out.parent.mkdir(parents=True, exist_ok=True)
+            plot(result, raw, str(plot_out))

@@ -1,0 +1,88 @@
+"""``emostream eval lip``: mouth and closure metrics with the lip refiner on and off (JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from emostream.training.schema import Utterance
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("lip")
+    def eval_lip(
+        data: Path = typer.Option(..., "--data", help="Corpus directory (emostream data build --out DIR)."),
+        real: bool = typer.Option(False, "--real", help="Evaluate held-out real speech (split test_real)."),
+        ckpt: Path | None = typer.Option(None, "--ckpt", help="Lip refiner checkpoint (default: shipped)."),
+        motion: str = typer.Option(
+            "default",
+            "--motion",
+            help="EmoDiff checkpoint for the refiner-off baseline: a path, 'default' (shipped), or 'none'.",
+        ),
+        steps: int | None = typer.Option(None, "--sampler-steps", help="EmoDiff sampler steps."),
+        backend: str = typer.Option("torch", "--backend", help="torch or onnx."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        limit: int | None = typer.Option(None, "--limit", help="Evaluate at most N utterances."),
+        seed: int = typer.Option(0, "--seed", help="EmoDiff sampling seed."),
+        plot: Path | None = typer.Option(
+            None, "--plot", help="Write a jawOpen-vs-phones PNG of one utterance."
+        ),
+        plot_index: int = typer.Option(0, "--plot-index", help="Which utterance --plot shows."),
+        as_json: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only output format)."),
+    ) -> None:
+        """Mouth MAE, jawOpen correlation, bilabial closure and rest in silence, refiner on/off."""
+        import torch
+
+        from emostream.engine.features import features_for
+        from emostream.engine.lip import LipRefiner
+        from emostream.errors import InputError
+        from emostream.training.corpus import load_corpus
+        from emostream.training.eval_lip import evaluate, plot_jaw, refine_sequence
+
+        torch.set_num_threads(1)
+        split = "test_real" if real else "val"
+        utts = list(load_corpus(data, split=split))[: limit if limit is not None else None]
+        if not utts:
+            raise InputError(f"no utterances in split {split!r}", data)
+        refiner = LipRefiner.load(ckpt, device=device, backend=backend)
+        base_fn: Callable[[Utterance, np.ndarray], np.ndarray] | None = None
+        if motion != "none":
+            from emostream.engine.motion import MotionEngine
+
+            engine = MotionEngine.load(
+                None if motion == "default" else Path(motion), device=device, backend=backend,
+                steps=steps, fps=utts[0].fps, refiner=False,
+            )  # fmt: skip
+
+            def generate(u: Utterance, feats: np.ndarray) -> np.ndarray:
+                return engine.generate(feats, u.emotion, seed=seed)
+
+            base_fn = generate
+
+        res = evaluate(utts, refiner, features_for, base_fn)
+        doc = {
+            "split": split,
+            "utterances": len(utts),
+            "lookahead_ms": refiner.cfg.lookahead_ms,
+            "refiner_on": {**res["on"], "refiner": True},
+            **({"refiner_off": {**res["off"], "refiner": False}} if "off" in res else {}),
+            "targets": res["targets"],
+        }
+        if plot is not None:
+            u = utts[min(plot_index, len(utts) - 1)]
+            feats = features_for(u.audio, u.fps)
+            base = base_fn(u, feats) if base_fn is not None else None
+            curves = {"target": u.targets}
+            if base is not None:
+                curves["EmoDiff (refiner off)"] = base
+            zeros = base if base is not None else u.targets * 0
+            curves["refiner on"] = refine_sequence(refiner, feats, zeros, u.emotion)
+            plot.parent.mkdir(parents=True, exist_ok=True)
+            plot_jaw(u, curves, plot)
+            doc["plot"] = str(plot)
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2))

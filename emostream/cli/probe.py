@@ -1,0 +1,22 @@
+"""``emostream probe FILE [--json]``: describe an audio file, portrait image or Live Link CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("probe")
+    def probe_cmd(
+        file: Path = typer.Argument(..., help="Audio file, portrait image or Live Link Face CSV."),
+        as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
+    ) -> None:
+        """Describe FILE: audio (duration, rate, channels, codec, peak, RMS, speech fraction),
+        image (size, mode, conversion) or Live Link Face CSV (frames, fps, columns)."""
+        from emostream.probe import format_probe, probe
+
+        result = probe(file)
+        typer.echo(json.dumps(result, indent=2) if as_json else format_probe(result))

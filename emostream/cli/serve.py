@@ -1,0 +1,60 @@
+"""``emostream serve``: the WebRTC server and its browser page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import typer
+
+from emostream.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8080, "--port", help="TCP port of the page and the signalling."),
+        image: Path | None = typer.Option(
+            None, "--image", help="Portrait photo (default: the bundled portrait)."
+        ),
+        max_sessions: int = typer.Option(
+            4, "--max-sessions", min=1, help="Concurrent avatar sessions; more get HTTP 503."
+        ),
+        ice_server: list[str] = typer.Option(
+            [],
+            "--ice-server",
+            help="STUN/TURN server URL, repeatable: stun:HOST:PORT or turn:USER:PASS@HOST:PORT "
+            "(default: none, no STUN traffic).",
+        ),
+        renderer: str = typer.Option("analytic", "--renderer", help="Renderer: analytic or fomm."),
+        size: int = typer.Option(256, "--size", help="Output frame size in pixels (square)."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    ) -> None:
+        """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
+        from emostream.arkit import EmotionStyle
+        from emostream.engine.pipeline import Engine, EngineConfig
+        from emostream.engine.session import Session
+        from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy
+        from emostream.streaming.webrtc.ice import rtc_configuration
+        from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
+        from emostream.streaming.webrtc.server import serve as run_server
+
+        if image is not None and not image.is_file():
+            raise InputError("portrait image not found", image)
+        rtc_configuration(ice_server)  # validates the URLs before anything loads
+        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device))
+        engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
+        cfg = ServerConfig(
+            host=host, port=port, max_sessions=max_sessions, ice_servers=tuple(ice_server), fps=engine.fps
+        )
+        apply_video_policy(VideoPolicy(size, size, engine.fps))
+
+        def new_session(portrait: Path | None, style: EmotionStyle) -> Session:
+            return engine.new_session(portrait if portrait is not None else image, emotion=style)
+
+        server = AvatarServer(cfg, new_session)
+        typer.echo(f"emostream: serving on http://{host}:{port}/ (max {max_sessions} sessions)")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_server(server))

@@ -1,0 +1,350 @@
+"""The one audio → features + VAD → motion → frames core, shared by offline and live paths.
+
+``MotionPipeline`` is the streaming core: ``push(audio16k)`` any number of samples, get the
+motion frames (float32[m, 55]) that became computable; ``flush()`` at the end. Its output does
+not depend on how the audio is chunked. ``Engine`` holds what many sessions share (the
+motion model's weights, the renderers per portrait) and builds per-stream state cheaply.
+
+Offline entry points (used by ``emostream render --audio`` and tests):
+``offline_motion(engine, audio)`` → float32[T, 55] and
+``offline_render(engine, audio)`` → (motion float32[T, 55], frames uint8[T, H, W, 3]),
+with ``T = frames_covering(len(audio), fps)``. The live ``Session`` pushes the same audio
+through the same ``MotionPipeline``, so with a fixed seed both produce identical frames.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from emostream.arkit import MOTION_DIM, EmotionStyle
+from emostream.config import DEFAULT_FPS, DEFAULT_SEED, SAMPLE_RATE, check_fps, frames_covering
+from emostream.render.base import Renderer
+
+if TYPE_CHECKING:
+    from emostream.engine.clock import Clock
+    from emostream.engine.session import Session, SessionConfig
+
+
+class FeatureStage(Protocol):
+    """Audio features per video frame (emostream.engine.features.Featurizer)."""
+
+    def push(self, audio: np.ndarray) -> np.ndarray: ...  # float32[n] -> float32[m, F]
+    def flush(self) -> np.ndarray: ...  # -> float32[m, F]
+
+
+class VadStage(Protocol):
+    """Speech probability per video frame (emostream.engine.vad.SileroVAD)."""
+
+    def push(self, audio: np.ndarray) -> np.ndarray: ...  # float32[n] -> float32[m]
+
+
+class MotionStream(Protocol):
+    """Per-stream motion sampler state (emostream.engine.motion.MotionEngine.new_stream)."""
+
+    def push(self, features: np.ndarray, vad: np.ndarray) -> np.ndarray: ...  # -> f32[m, 55]
+    def flush(self) -> np.ndarray: ...
+    def set_emotion(self, emotion: EmotionStyle) -> None: ...
+    def set_style(self, reference: np.ndarray) -> None: ...
+    def clear(self) -> None: ...
+
+
+class MotionModel(Protocol):
+    """Shared motion weights (emostream.engine.motion.MotionEngine)."""
+
+    @property
+    def latency_frames(self) -> int:
+        """Frame ``i`` is computable once features of frames ``<= i + latency_frames - 1`` are in."""
+        ...
+
+    def new_stream(self, seed: int, emotion: EmotionStyle) -> MotionStream: ...
+
+
+@dataclass
+class StageTimes:
+    """Cumulative seconds spent per stage (for stats and benchmarks)."""
+
+    features: float = 0.0
+    vad: float = 0.0
+    motion: float = 0.0
+    render: float = 0.0
+    frames_motion: int = 0
+    frames_rendered: int = 0
+
+    def per_frame_ms(self) -> dict[str, float]:
+        m = max(self.frames_motion, 1)
+        r = max(self.frames_rendered, 1)
+        return {
+            "features": 1000 * self.features / m,
+            "vad": 1000 * self.vad / m,
+            "motion": 1000 * self.motion / m,
+            "render": 1000 * self.render / r,
+        }
+
+
+class MotionPipeline:
+    """audio (16 kHz mono float32) → features + VAD → motion frames, one stream's state.
+
+    Not thread-safe: one owner (a session's worker thread, or the offline loop) calls it.
+    """
+
+    def __init__(
+        self,
+        featurizer: FeatureStage,
+        vad: VadStage,
+        stream: MotionStream,
+        *,
+        times: StageTimes | None = None,
+    ) -> None:
+        self.featurizer = featurizer
+        self.vad = vad
+        self.stream = stream
+        self.times = times if times is not None else StageTimes()
+        self._feat: list[np.ndarray] = []  # features not yet paired with VAD
+        self._vad: list[np.ndarray] = []
+        self._n_feat = 0
+        self._n_vad = 0
+        self.frames_out = 0
+        self.samples_in = 0
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        """float32[n] at 16 kHz -> float32[m, MOTION_DIM] newly computable frames."""
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"pipeline audio must be 1-D, got shape {audio.shape}")
+        if audio.size == 0:
+            return np.zeros((0, MOTION_DIM), np.float32)
+        self.samples_in += audio.size
+        t = time.perf_counter()
+        self._add_features(self.featurizer.push(audio))
+        t1 = time.perf_counter()
+        self._add_vad(self.vad.push(audio))
+        t2 = time.perf_counter()
+        self.times.features += t1 - t
+        self.times.vad += t2 - t1
+        return self._run_motion(final=False)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: emit every remaining frame (the lookahead is padded with silence)."""
+        t = time.perf_counter()
+        self._add_features(self.featurizer.flush())
+        self.times.features += time.perf_counter() - t
+        # VAD lags or leads the features by at most a frame: pad with silence (prob 0).
+        if self._n_vad < self._n_feat:
+            self._add_vad(np.zeros(self._n_feat - self._n_vad, np.float32))
+        return self._run_motion(final=True)
+
+    def clear(self) -> None:
+        self.stream.clear()
+
+    def set_emotion(self, style: EmotionStyle) -> None:
+        self.stream.set_emotion(style)
+
+    def set_style(self, reference: np.ndarray) -> None:
+        self.stream.set_style(reference)
+
+    def _add_features(self, feats: np.ndarray) -> None:
+        feats = np.asarray(feats, dtype=np.float32)
+        if len(feats):
+            self._feat.append(feats)
+            self._n_feat += len(feats)
+
+    def _add_vad(self, probs: np.ndarray) -> None:
+        probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+        if len(probs):
+            self._vad.append(probs)
+            self._n_vad += len(probs)
+
+    def _run_motion(self, *, final: bool) -> np.ndarray:
+        n = min(self._n_feat, self._n_vad)
+        parts: list[np.ndarray] = []
+        t = time.perf_counter()
+        if n:
+            feats = np.concatenate(self._feat)
+            vad = np.concatenate(self._vad)
+            self._feat = [feats[n:]] if len(feats) > n else []
+            self._vad = [vad[n:]] if len(vad) > n else []
+            self._n_feat -= n
+            self._n_vad -= n
+            parts.append(np.asarray(self.stream.push(feats[:n], vad[:n]), np.float32))
+        if final:
+            parts.append(np.asarray(self.stream.flush(), np.float32))
+        self.times.motion += time.perf_counter() - t
+        parts = [p.reshape(-1, MOTION_DIM) for p in parts]
+        out = np.concatenate(parts) if parts else np.zeros((0, MOTION_DIM), np.float32)
+        self.frames_out += len(out)
+        self.times.frames_motion += len(out)
+        return out
+
+
+PortraitKey = str | Path | None
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the shared engine loads once."""
+
+    renderer: str = "analytic"
+    size: int = 256
+    device: str = "cpu"
+    fps: int = DEFAULT_FPS
+    motion_path: str | None = None
+    steps: int | None = None
+    backend: str = "torch"
+    refiner: bool = True
+    paste_back: bool = False
+
+    def __post_init__(self) -> None:
+        check_fps(self.fps)
+
+
+@dataclass
+class Engine:
+    """Weights shared by every stream: the motion model and one renderer per portrait.
+
+    Per-stream state (features, VAD, sampler state) is built by ``new_pipeline`` in
+    microseconds; ``new_session`` wraps it in a live ``Session``. Stage factories are
+    injectable so the runtime can be tested on its own.
+    """
+
+    motion_model: MotionModel
+    renderer_factory: Callable[[Any], Renderer]
+    featurizer_factory: Callable[[int], FeatureStage]
+    vad_factory: Callable[[int], VadStage]
+    lookahead_samples: int
+    fps: int = DEFAULT_FPS
+    portrait_loader: Callable[[PortraitKey], Any] = field(default=lambda key: key)
+    _renderers: dict[str, Renderer] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def load(cls, config: EngineConfig | None = None) -> Engine:
+        """Load the real stages: features, Silero VAD, EmoDiff + refiner, a renderer."""
+        from emostream.engine import features, vad
+        from emostream.engine.motion import MotionEngine
+        from emostream.render.factory import create_renderer
+        from emostream.render.portrait import load_image, prepare_portrait
+
+        cfg = config or EngineConfig()
+        motion = MotionEngine.load(
+            cfg.motion_path, device=cfg.device, backend=cfg.backend, steps=cfg.steps,
+            fps=cfg.fps, refiner=cfg.refiner,
+        )  # fmt: skip
+
+        def make_renderer(prepared: Any) -> Renderer:
+            return create_renderer(
+                cfg.renderer, prepared, size=cfg.size, device=cfg.device,
+                paste_back=cfg.paste_back,
+            )  # fmt: skip
+
+        return cls(
+            motion_model=motion,
+            renderer_factory=make_renderer,
+            featurizer_factory=features.Featurizer,
+            vad_factory=lambda fps: vad.SileroVAD(fps=fps),
+            lookahead_samples=max(
+                features.Featurizer(cfg.fps).lookahead_samples,
+                vad.SileroVAD(cfg.fps).lookahead_samples,
+            ),
+            fps=cfg.fps,
+            portrait_loader=lambda key: prepare_portrait(load_image(key), cfg.size, path=key),
+        )
+
+    @property
+    def latency_frames(self) -> int:
+        """Frame ``i`` needs the features of frames ``<= i + latency_frames - 1`` (motion model)."""
+        return int(self.motion_model.latency_frames)
+
+    @property
+    def latency(self) -> Fraction:
+        """Algorithmic latency in seconds: audio look-ahead of the features/VAD + the motion
+        model's frames (a frame's own duration included)."""
+        return Fraction(self.lookahead_samples, SAMPLE_RATE) + Fraction(self.latency_frames, self.fps)
+
+    def renderer_for(self, portrait: PortraitKey = None) -> Renderer:
+        """The cached renderer of a portrait (None: the default portrait)."""
+        key = "<default>" if portrait is None else str(Path(portrait).expanduser().resolve())
+        with self._lock:
+            r = self._renderers.get(key)
+            if r is None:
+                r = self.renderer_factory(self.portrait_loader(portrait))
+                self._renderers[key] = r
+            return r
+
+    def new_pipeline(
+        self, *, seed: int = DEFAULT_SEED, emotion: EmotionStyle | None = None,
+        times: StageTimes | None = None,
+    ) -> MotionPipeline:  # fmt: skip
+        style = emotion or EmotionStyle()
+        return MotionPipeline(
+            self.featurizer_factory(self.fps),
+            self.vad_factory(self.fps),
+            self.motion_model.new_stream(seed, style),
+            times=times,
+        )
+
+    def new_session(
+        self,
+        portrait: PortraitKey = None,
+        *,
+        emotion: EmotionStyle | None = None,
+        seed: int = DEFAULT_SEED,
+        config: SessionConfig | None = None,
+        clock: Clock | None = None,
+    ) -> Session:
+        from emostream.engine.session import Session
+
+        return Session(self, portrait, emotion=emotion, seed=seed, config=config, clock=clock)
+
+
+def iter_offline_motion(
+    engine: Engine, audio: np.ndarray, *, seed: int = DEFAULT_SEED,
+    emotion: EmotionStyle | None = None, chunk: int = SAMPLE_RATE,
+    times: StageTimes | None = None,
+) -> Iterator[np.ndarray]:  # fmt: skip
+    """Stream ``audio`` (float32[n] 16 kHz) through the pipeline in ``chunk``-sample pieces,
+    yielding motion blocks float32[m, 55]; in total exactly ``frames_covering(n, fps)`` frames."""
+    audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    pipe = engine.new_pipeline(seed=seed, emotion=emotion, times=times)
+    total = frames_covering(audio.size, engine.fps)
+    done = 0
+    for start in range(0, audio.size, max(int(chunk), 1)):
+        block = pipe.push(audio[start : start + chunk])
+        block = block[: max(total - done, 0)]
+        done += len(block)
+        if len(block):
+            yield block
+    block = pipe.flush()[: max(total - done, 0)]
+    done += len(block)
+    if len(block):
+        yield block
+    if done < total:
+        raise RuntimeError(f"motion pipeline produced {done} frames for {total} frames of audio")
+
+
+def offline_motion(
+    engine: Engine, audio: np.ndarray, *, seed: int = DEFAULT_SEED,
+    emotion: EmotionStyle | None = None, chunk: int = SAMPLE_RATE,
+) -> np.ndarray:  # fmt: skip
+    """float32[n] 16 kHz audio -> float32[frames_covering(n, fps), 55] motion."""
+    blocks = list(iter_offline_motion(engine, audio, seed=seed, emotion=emotion, chunk=chunk))
+    return np.concatenate(blocks) if blocks else np.zeros((0, MOTION_DIM), np.float32)
+
+
+def offline_render(
+    engine: Engine, audio: np.ndarray, *, portrait: PortraitKey = None,
+    seed: int = DEFAULT_SEED, emotion: EmotionStyle | None = None, batch: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Audio -> (motion float32[T, 55], frames uint8[T, H, W, 3]) through the shared core."""
+    motion = offline_motion(engine, audio, seed=seed, emotion=emotion)
+    renderer = engine.renderer_for(portrait)
+    frames = [renderer.render(motion[i : i + batch]) for i in range(0, len(motion), batch)]
+    video = np.concatenate(frames) if frames else np.zeros((0, renderer.height, renderer.width, 3), np.uint8)
+    return motion, video

@@ -1,0 +1,90 @@
+"""The analytic renderer (``renderer="analytic"``): real-time CPU warp of one portrait.
+
+Per portrait (``AnalyticRenderer(portrait)``, a few ms after the cached landmark pass): fit the rig
+to the photo's landmarks, build the warp mesh, the inner-mouth model and the paste-back mask.
+Per batch of frames: rig → driven 3D landmarks (It), FOMM's relative motion from the neutral rig
+(In) onto the photo's keypoints (T), a fold-free piecewise-affine backward map, ``cv2.remap``
+(bilinear: anti-aliased), the inner mouth, optional paste-back. Everything per frame is O(pixels)
+C code plus ~1k small cv2 rasterisation calls; see benchmarks/bench_render.py.
+
+Also draws the rig itself (``rig_render`` / ``rig_render_neutral``) for the FOMM renderer.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from emostream.arkit import MOTION_DIM, neutral_vector
+from emostream.render import topology as tp
+from emostream.render.motion_transfer import movement_scale, relative_keypoints
+from emostream.render.mouth import InnerMouth
+from emostream.render.pasteback import PasteBack
+from emostream.render.portrait import Portrait
+from emostream.render.rig import Rig
+from emostream.render.rig_render import RigRenderer
+from emostream.render.warp import MeshWarp, regularize_source
+
+_UPPER_INNER = np.array(tp.LIP_UPPER_INNER)
+_LOWER_INNER = np.array(tp.LIP_LOWER_INNER)
+
+
+class AnalyticRenderer:
+    """Implements emostream.render.base.Renderer."""
+
+    def __init__(self, portrait: Portrait, *, paste_back: bool = False, step: int = 1) -> None:
+        self.portrait = portrait
+        self.size = portrait.size
+        self.rig = Rig(portrait.landmarks)
+        self.kp_source = regularize_source(portrait.landmarks[:, :2])  # T
+        self.kp_neutral = self.rig.evaluate(neutral_vector()[None])[0, :, :2]  # In
+        self.scale = movement_scale(self.kp_source, self.kp_neutral)
+        self.warp = MeshWarp.build(portrait.landmarks, self.size, step=step)
+        self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks)
+        self.paste = PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask()) if paste_back else None
+        self._rig_renderer: RigRenderer | None = None
+        if self.paste is not None:
+            self.height, self.width = portrait.image.shape[:2]
+        else:
+            self.height = self.width = self.size
+        #: α of the last frame's fold guard (1.0 = the full motion was applied).
+        self.last_alpha = 1.0
+
+    def keypoints(self, motion: np.ndarray) -> np.ndarray:
+        """float[B, 55] → float64[B, 468, 2]: driven keypoints in crop px (relative motion)."""
+        it = self.rig.evaluate(motion)[:, :, :2]
+        return relative_keypoints(self.kp_source, it, self.kp_neutral, scale=self.scale)
+
+    def render_crop(self, motion_row: np.ndarray, kp: np.ndarray) -> np.ndarray:
+        mx, my, alpha = self.warp.backward_map(kp)
+        self.last_alpha = alpha
+        frame = cv2.remap(self.portrait.crop, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        assert self.warp.last_points is not None
+        kp_used = self.warp.last_points[: self.warp.n_face]
+        self.mouth.draw(frame, motion_row, kp_used[_UPPER_INNER], kp_used[_LOWER_INNER])
+        return frame
+
+    def render(self, motion: np.ndarray) -> np.ndarray:
+        """float32[B, 55] → uint8[B, height, width, 3]."""
+        motion = np.atleast_2d(np.asarray(motion, np.float32))
+        if motion.ndim != 2 or motion.shape[1] != MOTION_DIM:
+            raise ValueError(f"motion must be [B, {MOTION_DIM}], got {motion.shape}")
+        kps = self.keypoints(motion)
+        out = np.empty((len(motion), self.height, self.width, 3), np.uint8)
+        for i in range(len(motion)):
+            frame = self.render_crop(motion[i], kps[i])
+            out[i] = self.paste(frame) if self.paste is not None else frame
+        return out
+
+    # --- rig renders for the FOMM renderer -------------------------------------------------------
+    def rig_render(self, motion: np.ndarray) -> np.ndarray:
+        """float32[B, 55] → uint8[B, size, size, 3]: the driven rig (It) on the crop geometry."""
+        if self._rig_renderer is None:
+            self._rig_renderer = RigRenderer(self.rig.data.triangles, self.size)
+        motion = np.atleast_2d(np.asarray(motion, np.float32))
+        v = self.rig.evaluate(motion)
+        return np.stack([self._rig_renderer(x) for x in v])
+
+    def rig_render_neutral(self) -> np.ndarray:
+        """uint8[size, size, 3]: the neutral rig (In)."""
+        return self.rig_render(neutral_vector()[None])[0]

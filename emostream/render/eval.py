@@ -1,0 +1,207 @@
+"""Rendering evaluation: drive a scripted motion, re-detect landmarks on every rendered frame.
+
+Metrics (JSON):
+- ``lip_gap_corr``: Pearson r of the re-detected inner-lip gap (13–14, ÷ eye-corner distance) with
+  the commanded jawOpen over the jaw sweep;
+- ``blink_closure``: 1 − (eye opening at full blink ÷ eye opening at rest), both eyes; the opening
+  is the lid distance perpendicular to the eye-corner line (three central landmark pairs);
+- ``smile_corr``: r of the mouth-corner lift (lip centre y − corner y, ÷ eye distance) with the
+  commanded smile over the smile segment;
+- ``head_yaw_corr``: r of the yaw estimated from the landmarks with the commanded yaw;
+- ``background_mae``: mean |Δ| (0–255) against the source of pixels far outside the face (outside
+  the warp ring, 8 px margin), over all frames;
+- ``flicker``: mean |Δ| between consecutive frames of a static segment (the whole frame);
+- ``ms_per_frame_256`` / ``ms_per_frame_512``: render time per frame, one thread.
+
+The contact sheet (neutral, jaw open, "oo", smile, blink, sad brows, head left/right) is written
+as a PNG per face.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM
+from emostream.render import topology as tp
+from emostream.render.analytic import AnalyticRenderer
+from emostream.render.face import detect_landmarks, estimate_yaw_deg, track_landmarks
+from emostream.render.portrait import prepare_portrait
+
+
+def _vec(**weights: float) -> np.ndarray:
+    v = np.zeros(MOTION_DIM, np.float32)
+    for k, w in weights.items():
+        if k in ("yaw", "pitch", "roll"):
+            v[HEAD_SLICE.start + ("yaw", "pitch", "roll").index(k)] = w
+        else:
+            v[BLENDSHAPE_INDEX[k]] = w
+    return v
+
+
+def _ramp(n: int) -> np.ndarray:
+    """0 → 1 → 0 over n frames."""
+    return np.asarray(np.sin(np.linspace(0, np.pi, n)) ** 2, np.float32)
+
+
+VISEMES = (
+    {"jawOpen": 0.6},
+    {"mouthPucker": 1.0, "jawForward": 0.6, "jawOpen": 0.2},
+    {"mouthFunnel": 1.0},
+    {"mouthPressLeft": 0.8, "mouthPressRight": 0.8, "mouthDimpleLeft": 1.0, "mouthDimpleRight": 1.0, "jawOpen": 0.3},
+    {"mouthRollLower": 0.8, "mouthRollUpper": 0.8, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3},
+)
+
+SHEET_POSES: tuple[tuple[str, np.ndarray], ...] = (
+    ("neutral", _vec()),
+    ("jaw open", _vec(jawOpen=1.0)),
+    ("oo", _vec(mouthFunnel=1.0, mouthPucker=0.4, jawOpen=0.25)),
+    ("smile", _vec(mouthSmileLeft=1.0, mouthSmileRight=1.0, cheekSquintLeft=0.5, cheekSquintRight=0.5)),
+    ("blink", _vec(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)),
+    ("sad brows", _vec(browInnerUp=1.0, browDownLeft=0.3, browDownRight=0.3, mouthFrownLeft=0.6, mouthFrownRight=0.6)),
+    ("head left", _vec(yaw=-0.3)),
+    ("head right", _vec(yaw=0.3)),
+)
+
+
+@dataclass(frozen=True)
+class Script:
+    motion: np.ndarray  # float32[T, 55]
+    segments: dict[str, slice]
+
+
+def scripted_motion() -> Script:
+    parts: list[np.ndarray] = []
+    seg: dict[str, slice] = {}
+
+    def add(name: str, frames: np.ndarray) -> None:
+        start = sum(len(p) for p in parts)
+        parts.append(frames)
+        seg[name] = slice(start, start + len(frames))
+
+    add("static", np.repeat(_vec()[None], 12, 0))
+    add("jaw", np.stack([_vec(jawOpen=float(w)) for w in _ramp(31)]))
+    add("visemes", np.stack([_vec(**v) for v in VISEMES for _ in range(4)]))
+    add("blink", np.stack([_vec(eyeBlinkLeft=float(w), eyeBlinkRight=float(w)) for w in np.concatenate([_ramp(9), _ramp(9)])]))
+    add("smile", np.stack([_vec(mouthSmileLeft=float(w), mouthSmileRight=float(w)) for w in _ramp(21)]))
+    add("brows", np.stack([_vec(browInnerUp=float(w), browOuterUpLeft=float(w), browOuterUpRight=float(w)) for w in _ramp(15)]))
+    add("yaw", np.stack([_vec(yaw=float(a)) for a in 0.35 * np.sin(np.linspace(0, 2 * np.pi, 31))]))
+    add("pitch", np.stack([_vec(pitch=float(a)) for a in 0.25 * np.sin(np.linspace(0, 2 * np.pi, 21))]))
+    add("roll", np.stack([_vec(roll=float(a)) for a in 0.25 * np.sin(np.linspace(0, 2 * np.pi, 21))]))
+    return Script(np.concatenate(parts).astype(np.float32), seg)
+
+
+@dataclass(frozen=True)
+class RenderMetrics:
+    lip_gap_corr: float
+    blink_closure: float
+    smile_corr: float
+    head_yaw_corr: float
+    background_mae: float
+    flicker: float
+    ms_per_frame_256: float
+    ms_per_frame_512: float
+    fold_guard_min_alpha: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if np.std(a) < 1e-9 or np.std(b) < 1e-9:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def eye_opening(lms: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
+    """float[T]: lid distance across the eye (perpendicular to the corner-to-corner line), mean of
+    the three central upper/lower landmark pairs, in px."""
+    axis = lms[:, upper[-1], :2] - lms[:, upper[0], :2]
+    axis /= np.linalg.norm(axis, axis=1, keepdims=True)
+    normal = np.stack([-axis[:, 1], axis[:, 0]], 1)
+    d = [np.abs(((lms[:, lower[k], :2] - lms[:, upper[k], :2]) * normal).sum(1)) for k in (3, 4, 5)]
+    return np.asarray(np.mean(d, axis=0))
+
+
+def _time_render(r: AnalyticRenderer, motion: np.ndarray) -> float:
+    r.render(motion[:3])  # warm-up
+    t0 = time.perf_counter()
+    r.render(motion)
+    return (time.perf_counter() - t0) * 1000 / len(motion)
+
+
+def contact_sheet(r: AnalyticRenderer, title: str = "") -> np.ndarray:
+    frames = r.render(np.stack([m for _, m in SHEET_POSES]))
+    tiles = []
+    for (name, _), f in zip(SHEET_POSES, frames, strict=True):
+        f = np.ascontiguousarray(f)
+        s = f.shape[0] / 256
+        cv2.putText(f, name, (6, int(20 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, (255, 255, 255), max(1, int(2 * s)), cv2.LINE_AA)
+        cv2.putText(f, name, (6, int(20 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, (20, 20, 20), max(1, int(s)), cv2.LINE_AA)
+        tiles.append(f)
+    rows = [np.concatenate(tiles[i : i + 4], 1) for i in range(0, len(tiles), 4)]
+    sheet = np.concatenate(rows, 0)
+    if title:
+        band = np.full((28, sheet.shape[1], 3), 255, np.uint8)
+        cv2.putText(band, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+        sheet = np.concatenate([band, sheet], 0)
+    return sheet
+
+
+def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: str = "") -> RenderMetrics:
+    cv2.setNumThreads(1)
+    script = scripted_motion()
+    portrait = prepare_portrait(img, 256)
+    r = AnalyticRenderer(portrait)
+    frames = np.empty((len(script.motion), 256, 256, 3), np.uint8)
+    alphas = []
+    for i, m in enumerate(script.motion):
+        frames[i] = r.render(m[None])[0]
+        alphas.append(r.last_alpha)
+    # re-detect on every frame (tracking from the previous frame, as on video)
+    lm = detect_landmarks(portrait.crop)
+    marks = []
+    for f in frames:
+        lm, _ = track_landmarks(f, lm)
+        marks.append(lm)
+    lms = np.stack(marks)
+    iod = np.linalg.norm(lms[:, tp.EYE_LEFT_CORNERS[1], :2] - lms[:, tp.EYE_RIGHT_CORNERS[0], :2], axis=1)
+    gap = np.linalg.norm(lms[:, tp.LIP_LOWER_MID, :2] - lms[:, tp.LIP_UPPER_MID, :2], axis=1) / iod
+    eye = (eye_opening(lms, tp.EYE_RIGHT_UPPER, tp.EYE_RIGHT_LOWER) + eye_opening(lms, tp.EYE_LEFT_UPPER, tp.EYE_LEFT_LOWER)) / (2 * iod)
+    centre_y = (lms[:, tp.LIP_UPPER_MID, 1] + lms[:, tp.LIP_LOWER_MID, 1]) / 2
+    corner_y = (lms[:, tp.MOUTH_CORNER_LEFT, 1] + lms[:, tp.MOUTH_CORNER_RIGHT, 1]) / 2
+    lift = (centre_y - corner_y) / iod
+    yaw_est = np.array([estimate_yaw_deg(x) for x in lms])
+    seg, mot = script.segments, script.motion
+    jaw = seg["jaw"]
+    lip_gap_corr = _corr(gap[jaw], mot[jaw, BLENDSHAPE_INDEX["jawOpen"]])
+    blink = seg["blink"]
+    w_blink = mot[blink, BLENDSHAPE_INDEX["eyeBlinkLeft"]]
+    rest = float(np.median(eye[seg["static"]]))
+    closed = float(np.mean(eye[blink][w_blink >= 0.97]))
+    blink_closure = 1.0 - closed / rest
+    sm = seg["smile"]
+    smile_corr = _corr(lift[sm], mot[sm, BLENDSHAPE_INDEX["mouthSmileLeft"]])
+    yw = seg["yaw"]
+    head_yaw_corr = _corr(yaw_est[yw], mot[yw, HEAD_SLICE.start])
+    ring = r.warp.ring_mask(feather=1.0)
+    far = cv2.dilate((ring > 0.01).astype(np.uint8), np.ones((17, 17), np.uint8)) == 0
+    diff = np.abs(frames.astype(np.int16) - portrait.crop.astype(np.int16))
+    background_mae = float(diff[:, far].mean()) if far.any() else 0.0
+    st = frames[seg["static"]].astype(np.int16)
+    flicker = float(np.abs(np.diff(st, axis=0)).mean())
+    ms256 = _time_render(r, mot)
+    r512 = AnalyticRenderer(prepare_portrait(img, 512))
+    ms512 = _time_render(r512, mot)
+    if sheet_path is not None:
+        sheet_path.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(sheet_path), contact_sheet(r512, name)[:, :, ::-1])
+    return RenderMetrics(
+        lip_gap_corr=lip_gap_corr, blink_closure=blink_closure, smile_corr=smile_corr,
+        head_yaw_corr=head_yaw_corr, background_mae=background_mae, flicker=flicker,
+        ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)),
+    )  # fmt: skip

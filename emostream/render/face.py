@@ -1,0 +1,301 @@
+"""Face detection and dense (468-point) 3D landmarks, offline, on CPU.
+
+Choice and licences: the models are the TFLite files bundled in the ``mediapipe==0.10.21`` wheel
+(Apache-2.0): ``face_detection_short_range.tflite`` / ``face_detection_full_range_sparse.tflite``
+(BlazeFace) and ``face_landmark.tflite`` (468-vertex face mesh, x/y in pixels plus a relative
+depth z). That mediapipe version pins numpy < 2, so it is installed with ``pip install --no-deps
+mediapipe==0.10.21`` and never imported: its files are located with
+``importlib.util.find_spec("mediapipe")`` and run by ``ai_edge_litert``'s interpreter. The
+alternative, dlib's 68-point predictor, is sparser (no eyelid/inner-lip detail for blinks and lip
+gaps) and its training data (iBUG 300-W) exclude commercial use.
+
+Pipeline (as mediapipe's own graph): letterbox → BlazeFace (anchors, sigmoid scores, weighted
+NMS) → rotated square ROI (eye line horizontal, 1.5× box) → landmark model → a second pass on the
+ROI derived from the landmarks themselves (refinement, and what tracking uses on video).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emostream.errors import DependencyError, ImageError
+
+log = logging.getLogger(__name__)
+
+NUM_LANDMARKS = 468
+#: Smallest face (inter-ocular distance in pixels) we accept.
+MIN_EYE_DISTANCE_PX = 20.0
+#: |yaw| beyond this (estimated from the landmarks) is a profile view.
+MAX_SOURCE_YAW_DEG = 40.0
+
+_SETUP_HINT = "install the bundled models with: pip install --no-deps mediapipe==0.10.21"
+
+
+@cache
+def mediapipe_dir() -> Path:
+    """Folder of the installed (never imported) mediapipe package."""
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        raise DependencyError(f"face models not found; {_SETUP_HINT}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_path(rel: str) -> Path:
+    p = mediapipe_dir() / "modules" / rel
+    if not p.is_file():
+        raise DependencyError(f"face model {p} is missing; {_SETUP_HINT}")
+    return p
+
+
+class _TFLite:
+    """One interpreter per model, single-threaded, guarded by a lock (interpreters are not reentrant)."""
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._it = Interpreter(model_path=str(path), num_threads=1)
+        self._it.allocate_tensors()
+        self._in = self._it.get_input_details()[0]["index"]
+        self._out = [d["index"] for d in self._it.get_output_details()]
+        self._lock = threading.Lock()
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        with self._lock:
+            self._it.set_tensor(self._in, x.astype(np.float32)[None])
+            self._it.invoke()
+            return [self._it.get_tensor(i)[0].copy() for i in self._out]
+
+
+@cache
+def _model(rel: str) -> _TFLite:
+    return _TFLite(model_path(rel))
+
+
+# ----------------------------------------------------------------------------- detection
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box and 6 keypoints (right eye, left eye, nose, mouth, right ear, left ear) in pixels."""
+
+    box: np.ndarray  # float32[4] x0, y0, x1, y1
+    keypoints: np.ndarray  # float32[6, 2]
+    score: float
+
+    @property
+    def area(self) -> float:
+        return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
+
+
+def _anchors(size: int, strides: tuple[int, ...], per_layer: tuple[int, ...]) -> np.ndarray:
+    """SSD anchor centres (mediapipe's fixed-size anchors), float32[N, 2] in [0, 1]."""
+    out = []
+    layer = 0
+    while layer < len(strides):
+        stride, count = strides[layer], per_layer[layer]
+        while layer + 1 < len(strides) and strides[layer + 1] == stride:
+            layer += 1
+            count += per_layer[layer]
+        n = -(-size // stride)
+        ys, xs = np.mgrid[0:n, 0:n]
+        c = np.stack([(xs + 0.5) / n, (ys + 0.5) / n], -1).reshape(-1, 1, 2)
+        out.append(np.repeat(c, count, axis=1).reshape(-1, 2))
+        layer += 1
+    return np.concatenate(out).astype(np.float32)
+
+
+_DETECTORS = {
+    # name: (model file, input size, anchors)
+    "short": ("face_detection/face_detection_short_range.tflite", 128, ((8, 16, 16, 16), (2, 2, 2, 2))),
+    "full": ("face_detection/face_detection_full_range_sparse.tflite", 192, ((4,), (1,))),
+}
+
+
+def _letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
+    h, w = img.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = round(h * scale), round(w * scale)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    oy, ox = (size - nh) // 2, (size - nw) // 2
+    canvas[oy : oy + nh, ox : ox + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    return canvas, scale, np.array([ox, oy], np.float32)
+
+
+def detect_faces(img: np.ndarray, *, threshold: float = 0.5) -> list[Detection]:
+    """All faces in an RGB uint8 image, largest first (short-range model, then full-range)."""
+    for name in ("short", "full"):
+        rel, size, (strides, per_layer) = _DETECTORS[name]
+        canvas, scale, offset = _letterbox(img, size)
+        reg, cls = _model(rel)(canvas.astype(np.float32) / 127.5 - 1.0)
+        anchors = _anchors(size, strides, per_layer)
+        scores = 1.0 / (1.0 + np.exp(-np.clip(cls[:, 0], -50, 50)))
+        keep = np.nonzero(scores >= threshold)[0]
+        if keep.size == 0:
+            continue
+        r = reg[keep] / size
+        a = anchors[keep]
+        cx, cy = r[:, 0] + a[:, 0], r[:, 1] + a[:, 1]
+        boxes = np.stack([cx - r[:, 2] / 2, cy - r[:, 3] / 2, cx + r[:, 2] / 2, cy + r[:, 3] / 2], 1)
+        kps = r[:, 4:16].reshape(-1, 6, 2) + a[:, None, :]
+        dets = _weighted_nms(boxes * size, kps * size, scores[keep])
+        out = [
+            Detection(
+                box=((b.reshape(2, 2) - offset) / scale).reshape(4).astype(np.float32),
+                keypoints=((k - offset) / scale).astype(np.float32),
+                score=s,
+            )
+            for b, k, s in dets
+        ]
+        return sorted(out, key=lambda d: -d.area)
+    return []
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return np.asarray(inter / (area(box) + area(boxes) - inter + 1e-9))
+
+
+def _weighted_nms(
+    boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: float = 0.3
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    order = np.argsort(-scores)
+    boxes, kps, scores = boxes[order], kps[order], scores[order]
+    used = np.zeros(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if used[i]:
+            continue
+        grp = (~used) & (_iou(boxes[i], boxes) >= iou)
+        used |= grp
+        w = scores[grp][:, None]
+        out.append(
+            (
+                (boxes[grp] * w).sum(0) / w.sum(),
+                (kps[grp] * w[:, :, None]).sum(0) / w.sum(),
+                float(scores[i]),
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- landmarks
+
+
+@dataclass(frozen=True)
+class Roi:
+    """A rotated square region: centre (px), side (px), rotation (radians, counter-clockwise)."""
+
+    center: np.ndarray  # float32[2]
+    size: float
+    angle: float
+
+    def affine(self, out: int) -> np.ndarray:
+        """float64[2, 3] mapping image pixels into an ``out``×``out`` crop of this ROI."""
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        k = out / self.size
+        # rotate by +angle about the centre (undoing the face's roll), scale, centre in crop
+        m = np.array([[c * k, -s * k], [s * k, c * k]])
+        t = np.array([out / 2, out / 2]) - m @ self.center
+        return np.hstack([m, t[:, None]])
+
+
+def _roi_from_points(center: np.ndarray, extent: float, p_right: np.ndarray, p_left: np.ndarray) -> Roi:
+    # image y points down; roll of the line from the subject's right eye to left eye
+    angle = float(np.arctan2(p_left[1] - p_right[1], p_left[0] - p_right[0]))
+    return Roi(center.astype(np.float32), float(extent), -angle)
+
+
+def roi_from_detection(det: Detection, scale: float = 1.5) -> Roi:
+    c = (det.box[:2] + det.box[2:]) / 2
+    side = max(det.box[2] - det.box[0], det.box[3] - det.box[1]) * scale
+    return _roi_from_points(c, side, det.keypoints[0], det.keypoints[1])
+
+
+def roi_from_landmarks(lm: np.ndarray, scale: float = 1.5) -> Roi:
+    """The ROI mediapipe tracks with: landmark box in the eye-aligned frame, ×1.5, square."""
+    p_r, p_l = lm[33, :2], lm[263, :2]
+    angle = float(np.arctan2(p_l[1] - p_r[1], p_l[0] - p_r[0]))
+    c, s = np.cos(-angle), np.sin(-angle)
+    rot = np.array([[c, -s], [s, c]])
+    q = lm[:, :2] @ rot.T
+    lo, hi = q.min(0), q.max(0)
+    center = ((lo + hi) / 2) @ rot
+    side = float(max(hi - lo)) * scale
+    return Roi(center.astype(np.float32), side, -angle)
+
+
+LANDMARK_INPUT = 192
+
+
+def landmarks_in_roi(img: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
+    """float32[468, 3] landmarks (x, y px in ``img``; z in the same pixel scale) and face presence."""
+    m = roi.affine(LANDMARK_INPUT)
+    crop = cv2.warpAffine(
+        img, m, (LANDMARK_INPUT, LANDMARK_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    raw, flag = _model("face_landmark/face_landmark.tflite")(crop.astype(np.float32) / 255.0)
+    pts = raw.reshape(NUM_LANDMARKS, 3)
+    inv = cv2.invertAffineTransform(m)
+    xy = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
+    z = pts[:, 2] * (roi.size / LANDMARK_INPUT)
+    presence = float(1.0 / (1.0 + np.exp(-float(flag.reshape(-1)[0]))))
+    return np.concatenate([xy, z[:, None]], 1).astype(np.float32), presence
+
+
+def estimate_yaw_deg(lm: np.ndarray) -> float:
+    """Head yaw from the nose tip's position between the eye outer corners (0 = frontal).
+
+    Positive = the face turned towards the image's right (subject's left)."""
+    r, l_, nose = lm[33, :2], lm[263, :2], lm[1, :2]
+    axis = l_ - r
+    t = float(np.dot(nose - r, axis) / (np.dot(axis, axis) + 1e-9))
+    return float(np.degrees(np.arcsin(np.clip(2 * t - 1, -1, 1))))
+
+
+def detect_landmarks(img: np.ndarray, *, path: str | Path | None = None) -> np.ndarray:
+    """The dense landmarks of the largest face (float32[468, 3]) or an ImageError saying why not."""
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ImageError(f"expected an RGB uint8 image, got shape {img.shape} {img.dtype}", path)
+    dets = detect_faces(img)
+    if not dets:
+        raise ImageError("no face found in the image", path)
+    if len(dets) > 1:
+        log.warning("%d faces found; using the largest", len(dets))
+    det = dets[0]
+    eye_dist = float(np.linalg.norm(det.keypoints[0] - det.keypoints[1]))
+    if eye_dist < MIN_EYE_DISTANCE_PX:
+        raise ImageError(
+            f"the face is too small ({eye_dist:.0f} px between the eyes, need >= {MIN_EYE_DISTANCE_PX:.0f})",
+            path,
+        )
+    lm, presence = landmarks_in_roi(img, roi_from_detection(det))
+    lm, presence = landmarks_in_roi(img, roi_from_landmarks(lm))
+    if presence < 0.5:
+        raise ImageError(f"no face found in the image (landmark confidence {presence:.2f})", path)
+    yaw = estimate_yaw_deg(lm)
+    if abs(yaw) > MAX_SOURCE_YAW_DEG:
+        raise ImageError(
+            f"the face is in profile (yaw about {yaw:.0f} deg); use a frontal portrait (|yaw| <= "
+            f"{MAX_SOURCE_YAW_DEG:.0f} deg)",
+            path,
+        )
+    return lm
+
+
+def track_landmarks(img: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, float]:
+    """Landmarks on a video frame from the previous frame's landmarks (no detector run)."""
+    lm, presence = landmarks_in_roi(img, roi_from_landmarks(previous))
+    return lm, presence

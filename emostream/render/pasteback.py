@@ -1,0 +1,38 @@
+"""Paste a rendered crop back into the full-size photo with a feathered, static mask.
+
+The mask is the warp's moving region (inside the static ring), feathered, so pixels that can
+change are blended in and everything else is the untouched photo; the mask does not depend on
+the motion, so the seam cannot move with the head. Only the crop's bounding box in the photo is
+touched per frame.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class PasteBack:
+    def __init__(self, image: np.ndarray, crop_affine: np.ndarray, ring_mask: np.ndarray) -> None:
+        self.image = image
+        h, w = image.shape[:2]
+        inv = cv2.invertAffineTransform(crop_affine)
+        s = ring_mask.shape[0]
+        corners = np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64) @ inv[:, :2].T + inv[:, 2]
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w, h])
+        self.box = (int(x0), int(y0), int(x1), int(y1))
+        self.inv = inv.copy()
+        self.inv[:, 2] = inv[:, 2] - [x0, y0]  # crop px -> box px
+        self.box_size = (int(x1 - x0), int(y1 - y0))
+        self.mask = cv2.warpAffine(ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR)[..., None]
+
+    def __call__(self, crop: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = self.box
+        out = self.image.copy()
+        if x1 <= x0 or y1 <= y0:
+            return out
+        warped = cv2.warpAffine(crop, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        region = out[y0:y1, x0:x1]
+        region[:] = (region * (1 - self.mask) + warped * self.mask + 0.5).astype(np.uint8)
+        return out

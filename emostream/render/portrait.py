@@ -1,0 +1,170 @@
+"""Source preparation: load a portrait, find its landmarks (cached by image hash), crop and align.
+
+The landmark pass (~50 ms) is cached under ``$EMOSTREAM_CACHE`` (default
+``~/.cache/emostream``)/``portraits/<sha256 of the pixels>.npz``; the crop is recomputed from it
+(cheap), for any output size.
+
+Crop geometry: an axis-aligned square (no roll correction, so paste-back is a pure scale and
+shift) centred on the landmark box, raised by 12 % of its height to keep the hairline, side
+``CROP_SCALE`` × the box's longer side; outside the photo the crop reflects the border.
+
+Test faces (all from installed packages, nothing copied into the repository):
+``astronaut`` (scikit-image, ``skimage.data.astronaut()``, NASA, public domain), ``grace_hopper``
+(matplotlib's ``mpl-data/sample_data/grace_hopper.jpg``, US Navy photo, public domain) and
+``derived``: Grace Hopper mirrored, rotated 9° and shrunk onto a 640×480 canvas with a procedural
+background (a documented procedure, ``derived_test_face``) to test roll, scale, an off-centre
+face and a landscape frame. It is not a third identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emostream.errors import ImageError
+from emostream.render.face import detect_landmarks
+
+CROP_SCALE = 1.9
+CROP_RAISE = 0.12
+CACHE_VERSION = 1
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EMOSTREAM_CACHE", Path.home() / ".cache" / "emostream")) / "portraits"
+
+
+def default_portrait() -> np.ndarray:
+    """scikit-image's astronaut (public domain), loaded from the installed package."""
+    import skimage.data
+
+    return np.ascontiguousarray(skimage.data.astronaut())
+
+
+def _grace_hopper() -> np.ndarray:
+    import matplotlib
+
+    from PIL import Image
+
+    p = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    with Image.open(p) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def derived_test_face() -> np.ndarray:
+    """Grace Hopper, mirrored, rotated 9°, scaled 0.6 onto a 640×480 canvas at (380, 230) over a
+    smooth procedural background (fixed formula, no randomness)."""
+    src = _grace_hopper()[:, ::-1]
+    h, w = src.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 9.0, 0.6)
+    m[:, 2] += np.array([380 - w / 2, 230 - h / 2])
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float32)
+    bg = np.stack(
+        [120 + 60 * np.sin(xx / 37), 140 + 50 * np.cos(yy / 29), 110 + 40 * np.sin((xx + yy) / 53)], -1
+    ).astype(np.uint8)
+    warped = cv2.warpAffine(src, m, (640, 480), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+    mask = cv2.warpAffine(np.ones((h, w), np.float32), m, (640, 480))[..., None]
+    return np.asarray(warped * mask + bg * (1 - mask)).astype(np.uint8)
+
+
+def test_face_images() -> list[tuple[str, np.ndarray]]:
+    """The three faces the render tests and ``eval render`` use by default."""
+    return [("astronaut", default_portrait()), ("grace_hopper", _grace_hopper()), ("derived", derived_test_face())]
+
+
+def load_image(path: str | Path | None) -> np.ndarray:
+    """RGB uint8; ``None`` (or ``"astronaut"``) gives the default portrait."""
+    if path is None or str(path) == "astronaut":
+        return default_portrait()
+    try:
+        from emostream.streaming.image_io import load_image_rgb
+    except ImportError:
+        load_image_rgb = None
+    if load_image_rgb is not None:
+        return np.asarray(load_image_rgb(path))
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError("file not found", p)
+    try:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # PIL raises many types for bad files
+        raise ImageError(f"cannot read the image ({e})", p) from e
+
+
+def image_hash(img: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(f"{img.shape}|v{CACHE_VERSION}".encode())
+    h.update(np.ascontiguousarray(img).tobytes())
+    return h.hexdigest()[:32]
+
+
+def cached_landmarks(img: np.ndarray, *, path: str | Path | None = None, use_cache: bool = True) -> np.ndarray:
+    """float32[468, 3] landmarks of the largest face in ``img`` (full-image pixels)."""
+    key = image_hash(img)
+    f = cache_dir() / f"{key}.npz"
+    if use_cache and f.is_file():
+        try:
+            with np.load(f) as z:
+                lm = z["landmarks"]
+            if lm.shape == (468, 3):
+                return lm.astype(np.float32)
+        except (OSError, ValueError, KeyError):
+            pass  # a corrupt cache entry is recomputed
+    lm = detect_landmarks(img, path=path)
+    if use_cache:
+        try:
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_suffix(".tmp.npz")
+            np.savez(tmp, landmarks=lm)
+            tmp.replace(f)
+        except OSError:
+            pass  # a read-only cache only costs speed
+    return lm
+
+
+@dataclass(frozen=True)
+class Portrait:
+    """A prepared portrait: the full photo, its crop at ``size`` and the landmarks in both."""
+
+    image: np.ndarray  # uint8[H, W, 3] the full photo
+    landmarks_full: np.ndarray  # float32[468, 3]
+    crop_affine: np.ndarray  # float64[2, 3] full-image px -> crop px
+    crop: np.ndarray  # uint8[size, size, 3]
+    landmarks: np.ndarray  # float32[468, 3] in crop px (z scaled alike)
+    size: int
+    key: str
+
+    @property
+    def scale(self) -> float:
+        return float(self.crop_affine[0, 0])
+
+
+def crop_affine_for(lm: np.ndarray, size: int) -> np.ndarray:
+    lo, hi = lm[:, :2].min(0), lm[:, :2].max(0)
+    box = hi - lo
+    center = (lo + hi) / 2 - np.array([0.0, CROP_RAISE * box[1]])
+    side = CROP_SCALE * float(box.max())
+    k = size / side
+    return np.array([[k, 0.0, size / 2 - k * center[0]], [0.0, k, size / 2 - k * center[1]]])
+
+
+def prepare_portrait(
+    img: np.ndarray, size: int = 256, *, path: str | Path | None = None, use_cache: bool = True
+) -> Portrait:
+    if size not in (256, 512):
+        raise ImageError(f"output size must be 256 or 512, got {size}", path)
+    lm = cached_landmarks(img, path=path, use_cache=use_cache)
+    m = crop_affine_for(lm, size)
+    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR if m[0, 0] < 1 else cv2.INTER_CUBIC,
+                          borderMode=cv2.BORDER_REFLECT101)  # fmt: skip
+    lm_c = lm.copy()
+    lm_c[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
+    lm_c[:, 2] = lm[:, 2] * m[0, 0]
+    return Portrait(img, lm, m, crop, lm_c.astype(np.float32), size, image_hash(img))

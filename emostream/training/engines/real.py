@@ -1,0 +1,158 @@
+"""Real human speech: Asterisk's English prompts (one female speaker, 8 kHz, CC-BY-SA 3.0)
+with transcripts, phone-aligned by pocketsphinx (two decoding passes: align, then phones)."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emostream.config import SAMPLE_RATE
+from emostream.training.engines.base import Job, Speech, need_module, read_wav, to_16k
+from emostream.training.phones import SIL, arpabet_to_phone, finalize, make_phone
+from emostream.training.schema import Phone
+
+SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en")
+TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+_FRAME = SAMPLE_RATE // 100  # pocketsphinx frames are 10 ms
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+         "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SYMBOLS = {"*": " star ", "#": " pound ", "&": " and ", "%": " percent ", "+": " plus "}
+
+
+def number_words(n: int) -> str:
+    """English words for 0 <= n < 10**6."""
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = "" if n % 100 == 0 else " " + number_words(n % 100)
+        return _ONES[n // 100] + " hundred" + rest
+    rest = "" if n % 1000 == 0 else " " + number_words(n % 1000)
+    return number_words(n // 1000) + " thousand" + rest
+
+
+def normalize(text: str) -> str:
+    """Transcript → lower-case words for the pocketsphinx dictionary."""
+    for sym, word in _SYMBOLS.items():
+        text = text.replace(sym, word)
+    text = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} ", text)
+    text = re.sub(r"[^a-zA-Z' ]+", " ", text.replace("-", " "))
+    return " ".join(text.lower().split())
+
+
+def _dictionary_words() -> set[str]:
+    from pocketsphinx import get_model_path
+
+    path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return {line.split(" ", 1)[0] for line in f if line.strip()}
+
+
+def read_prompts() -> list[tuple[str, str]]:
+    """(prompt name, transcript) for every speech prompt that has a WAV file and whose words
+    are all in the pocketsphinx dictionary (else alignment is impossible), sorted by name."""
+    words = _dictionary_words()
+    out: list[tuple[str, str]] = []
+    with gzip.open(TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            name, sep, text = line.partition(":")
+            name, text = name.strip(), text.strip()
+            if not sep or name.startswith(";") or not text or text[0] in "[<(":
+                continue
+            norm = normalize(text)
+            if not norm or any(w not in words for w in norm.split()):
+                continue
+            if (SOUNDS_DIR / f"{name}.wav").is_file():
+                out.append((name, text))
+    return sorted(set(out))
+
+
+def is_test_prompt(name: str, fraction: float = 0.3) -> bool:
+    """Held-out prompts for ``test_real``: a fixed hash of the name, independent of seeds."""
+    return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
+
+
+def _speech_bounds(audio: np.ndarray, margin: int = 5) -> tuple[int, int]:
+    """[lo, hi) sample range from the first to the last 10 ms frame within 35 dB of the
+    loudest, widened by ``margin`` frames."""
+    n = len(audio) // _FRAME
+    if n == 0:
+        return 0, len(audio)
+    rms = np.sqrt(np.mean(audio[: n * _FRAME].reshape(n, _FRAME) ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -35)
+    lo = max(0, int(loud[0]) - margin) * _FRAME
+    hi = min(len(audio), (int(loud[-1]) + 1 + margin) * _FRAME)
+    return lo, hi
+
+
+class RealEngine:
+    name = "real"
+    licence = "Asterisk core sounds (en, Allison Smith): CC-BY-SA 3.0; aligner pocketsphinx: BSD-2"
+    voices: tuple[str, ...] = ("asterisk-allison",)
+
+    def __init__(self) -> None:
+        self._decoder: Any = None
+        self._dict: set[str] | None = None
+
+    def missing(self) -> str | None:
+        why = need_module("pocketsphinx", "pocketsphinx")
+        if why is None and not TRANSCRIPTS.is_file():
+            why = f"{TRANSCRIPTS} not found; install Debian `asterisk-core-sounds-en`"
+        if why is None and not SOUNDS_DIR.is_dir():
+            why = f"{SOUNDS_DIR} not found; install Debian `asterisk-core-sounds-en-wav`"
+        return why
+
+    def _ensure(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Config, Decoder
+
+            config = Config(samprate=SAMPLE_RATE, loglevel="FATAL")
+            self._decoder = Decoder(config)
+        return self._decoder
+
+    def _align(self, audio: np.ndarray, words: str) -> Any:
+        decoder = self._ensure()
+        pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+        decoder.set_align_text(words)
+        for second_pass in (False, True):
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            if not second_pass:
+                decoder.set_alignment()
+        alignment = decoder.get_alignment()
+        if alignment is None:
+            raise RuntimeError("no alignment")
+        return alignment
+
+    def render(self, job: Job) -> Speech:
+        raw, rate = read_wav(str(SOUNDS_DIR / f"{job.source}.wav"))
+        audio = to_16k(raw, rate)
+        words = normalize(job.text)
+        lo, hi = _speech_bounds(audio)  # the aligner has no optional edge silence: trim it
+        try:
+            alignment = self._align(audio[lo:hi], words)
+        except RuntimeError:  # trimming can cut a soft onset: retry on the whole file
+            self._decoder = None
+            lo, hi = 0, len(audio)
+            try:
+                alignment = self._align(audio, words)
+            except RuntimeError as e:
+                self._decoder = None
+                raise RuntimeError(f"pocketsphinx could not align {job.source}: {e}") from e
+        phones: list[Phone] = []
+        for word in alignment:
+            for ph in word:
+                name = arpabet_to_phone(ph.name) or SIL
+                start = lo + ph.start * _FRAME
+                end = lo + (ph.start + ph.duration) * _FRAME
+                phones.append(make_phone(start, min(end, len(audio)), name))
+        return Speech(audio=audio, phones=finalize(phones, len(audio)), text=job.text)

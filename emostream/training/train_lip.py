@@ -1,0 +1,444 @@
+"""Training of the lip refiner (``emostream train lip``).
+
+Data: every utterance of the ``train`` (synthetic) and ``train_real`` (real speech, aligned)
+splits; ``val`` for validation. Audio features are computed once per utterance for the clean audio
+and for ``augment_copies`` augmented versions (``emostream.training.augment``: noise, reverb, gain,
+band-limiting, codec, resampling), and a random version is drawn for each sample.
+
+A sample is a crop of an utterance (starting at frame 0 half of the time, since streams start with
+a zero LSTM state). The network hears ``lookahead_frames`` frames past the crop (the utterance's last
+feature frame repeated past its end, exactly as ``LipStream.flush`` pads), and its outputs
+``y[:, L:]`` are compared with the crop's mouth targets. The style is the utterance's label and
+intensity, or (``clip_prob``) a reference clip: the non-mouth target channels of another utterance
+of the same emotion, whose encoding is also pulled onto the label vector (so both paths agree).
+
+Loss: weighted MSE on the 27 mouth values (jawOpen, mouthClose and the lip rolls/presses weigh more:
+they decide closure) + a velocity term. Adam, cosine schedule, gradient clipping, seeded.
+Checkpoints (``OUT.safetensors`` + ``OUT.json``) every ``ckpt_every`` steps with the optimizer state
+in ``OUT.optim.safetensors``: re-running the same command resumes. Curves: ``OUT.curves.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from emostream.arkit import BLENDSHAPE_INDEX, MOUTH_INDICES, MOUTH_SLICE, NUM_MOUTH
+from emostream.config import DEFAULT_SEED, SAMPLE_RATE
+from emostream.errors import ConfigError, InputError
+from emostream.models.lip_refiner import (
+    CLIP_CHANNELS,
+    LipRefiner,
+    LipRefinerConfig,
+    load_lip_checkpoint,
+    save_lip_checkpoint,
+)
+from emostream.training.checkpoint import checkpoint_paths
+from emostream.training.schema import Utterance
+
+log = logging.getLogger(__name__)
+
+TRAIN_SPLITS = ("train", "train_real")
+VAL_SPLIT = "val"
+#: Mouth channels that decide lip closure weigh more in the loss.
+_JAW = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])
+_CLOSE = MOUTH_INDICES.index(BLENDSHAPE_INDEX["mouthClose"])
+_HEAVY = {"jawOpen": 3.0, "mouthClose": 2.0, "mouthRollLower": 2.0, "mouthRollUpper": 2.0}
+
+
+@dataclass(frozen=True)
+class TrainLipConfig:
+    steps: int = 3000
+    batch: int = 16
+    crop_frames: int = 150  # 6 s at 25 fps
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    augment_copies: int = 2  # augmented feature versions per utterance (plus the clean one)
+    clean_prob: float = 0.35  # chance of the clean version
+    real_share: float = 0.3  # share of each batch drawn from real speech (if any)
+    clip_prob: float = 0.5  # chance of a reference-clip style instead of the label
+    align_weight: float = 0.1  # reference-clip → label vector alignment
+    velocity_weight: float = 0.5
+    gap_weight: float = 2.0  # lip gap jawOpen − mouthClose
+    ckpt_every: int = 250
+    eval_every: int = 250
+    max_val: int = 64  # validation utterances
+    seed: int = DEFAULT_SEED
+    threads: int = 1
+    device: str = "cpu"
+    model: dict[str, Any] = field(default_factory=dict)  # LipRefinerConfig overrides
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.crop_frames < 8:
+            raise ConfigError(f"bad lip training sizes: steps={self.steps} batch={self.batch}")
+
+
+@dataclass
+class _Item:
+    """One utterance, ready to sample: feature versions with their mouth targets, and the style."""
+
+    feats: list[np.ndarray]  # [clean, aug1, ...] each float32[T_v, F]
+    mouths: list[np.ndarray]  # matching float32[T_v, 27] (augmented versions may carry silence pads)
+    clip: np.ndarray  # float32[T, 28] non-mouth target channels
+    emotion: int
+    intensity: float
+    real: bool
+
+
+def _fit_frames(feats: np.ndarray, n: int) -> np.ndarray:
+    """Trim or pad (repeat last frame) features to exactly n frames."""
+    if feats.shape[0] >= n:
+        return feats[:n]
+    if feats.shape[0] == 0:
+        raise InputError("utterance gave no feature frames")
+    return np.concatenate([feats, np.repeat(feats[-1:], n - feats.shape[0], axis=0)])
+
+
+def _pad_silence(
+    audio: np.ndarray, mouth: np.ndarray, fps: int, rng: np.random.Generator, max_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Digital silence before/after the audio (whole frames), the mouth's edge frames held there:
+    teaches rest in long pauses, which the corpus's short utterances rarely contain."""
+    step = fps // math.gcd(SAMPLE_RATE, fps)  # frames per whole number of samples
+    k0, k1 = (int(rng.integers(0, int(max_s * fps) // step + 1)) * step for _ in range(2))
+    s0, s1 = k0 * SAMPLE_RATE // fps, k1 * SAMPLE_RATE // fps
+    audio = np.concatenate([np.zeros(s0, np.float32), audio, np.zeros(s1, np.float32)])
+    mouth = np.concatenate([np.repeat(mouth[:1], k0, axis=0), mouth, np.repeat(mouth[-1:], k1, axis=0)])
+    return audio, mouth
+
+
+def prepare_items(
+    utts: Iterable[Utterance],
+    featurize: Callable[[np.ndarray, int], np.ndarray],
+    augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None,
+    copies: int,
+    rng: np.random.Generator,
+    pad_silence_s: float = 1.5,
+) -> list[_Item]:
+    """Features of each utterance: the clean audio, plus ``copies`` versions padded with random
+    silence and then augmented (when ``augment`` is given)."""
+    items = []
+    for u in utts:
+        n = u.targets.shape[0]
+        mouth = np.ascontiguousarray(u.targets[:, MOUTH_SLICE], dtype=np.float32)
+        feats, mouths = [_fit_frames(featurize(u.audio, u.fps), n)], [mouth]
+        for _ in range(copies):
+            audio, m = _pad_silence(u.audio, mouth, u.fps, rng, pad_silence_s)
+            if augment is not None:
+                audio = np.asarray(augment(audio, rng), dtype=np.float32)
+            feats.append(_fit_frames(featurize(audio, u.fps), len(m)))
+            mouths.append(m)
+        items.append(
+            _Item(
+                feats=[v.astype(np.float32) for v in feats],
+                mouths=mouths,
+                clip=np.ascontiguousarray(u.targets[:, list(CLIP_CHANNELS)], dtype=np.float32),
+                emotion=u.emotion.index,
+                intensity=float(u.emotion.intensity),
+                real=u.engine == "real" or u.split.endswith("_real"),
+            )
+        )
+    return items
+
+
+@dataclass
+class Batch:
+    feats: torch.Tensor  # [B, Tc + L, F]
+    mouth: torch.Tensor  # [B, Tc, 27]
+    mask: torch.Tensor  # [B, Tc] 1 where a real frame
+    emotion: torch.Tensor  # long[B]
+    intensity: torch.Tensor  # [B]
+    clip: torch.Tensor  # [B, Tr, 28] reference clips (same emotion, other utterance)
+    use_clip: torch.Tensor  # bool[B]
+
+
+class Sampler:
+    def __init__(self, items: Sequence[_Item], cfg: TrainLipConfig, lookahead: int, seed: int) -> None:
+        if not items:
+            raise InputError("no training utterances (splits train/train_real are empty)")
+        self.items = list(items)
+        self.cfg = cfg
+        self.L = lookahead
+        self.rng = np.random.default_rng(seed)
+        self.real = [i for i, it in enumerate(self.items) if it.real]
+        self.synth = [i for i, it in enumerate(self.items) if not it.real]
+        self.by_emotion: dict[int, list[int]] = {}
+        for i, it in enumerate(self.items):
+            self.by_emotion.setdefault(it.emotion, []).append(i)
+
+    def _pick(self) -> int:
+        pool = self.real if (self.real and self.rng.random() < self.cfg.real_share) else self.synth
+        pool = pool or self.real
+        return int(pool[self.rng.integers(len(pool))])
+
+    def _version(self, it: _Item) -> int:
+        if len(it.feats) == 1 or self.rng.random() < self.cfg.clean_prob:
+            return 0
+        return int(self.rng.integers(1, len(it.feats)))
+
+    def batch(self) -> Batch:
+        cfg, rng, lookahead = self.cfg, self.rng, self.L
+        picks = [self._pick() for _ in range(cfg.batch)]
+        crops = []
+        for i in picks:
+            it = self.items[i]
+            v = self._version(it)
+            n = it.mouths[v].shape[0]
+            tc = min(cfg.crop_frames, n)
+            start = 0 if (n <= tc or rng.random() < 0.5) else int(rng.integers(0, n - tc + 1))
+            crops.append((it, v, start, tc))
+        tmax = max(tc for _, _, _, tc in crops)
+        fdim = self.items[0].feats[0].shape[1]
+        feats = np.zeros((cfg.batch, tmax + lookahead, fdim), np.float32)
+        mouth = np.zeros((cfg.batch, tmax, NUM_MOUTH), np.float32)
+        mask = np.zeros((cfg.batch, tmax), np.float32)
+        ref_len = int(rng.integers(25, 126))
+        clip = np.zeros((cfg.batch, ref_len, len(CLIP_CHANNELS)), np.float32)
+        for b, (it, v, start, tc) in enumerate(crops):
+            f = it.feats[v]
+            idx = np.minimum(np.arange(start, start + tmax + lookahead), f.shape[0] - 1)
+            feats[b] = f[idx]  # past the utterance's end: its last frame repeated (as flush pads)
+            mouth[b, :tc] = it.mouths[v][start : start + tc]
+            mask[b, :tc] = 1.0
+            same = self.by_emotion[it.emotion]
+            ref = self.items[int(same[rng.integers(len(same))])]
+            rs = int(rng.integers(0, max(1, ref.clip.shape[0] - ref_len + 1)))
+            ridx = np.minimum(np.arange(rs, rs + ref_len), ref.clip.shape[0] - 1)
+            clip[b] = ref.clip[ridx]
+        return Batch(
+            feats=torch.from_numpy(feats),
+            mouth=torch.from_numpy(mouth),
+            mask=torch.from_numpy(mask),
+            emotion=torch.tensor([c[0].emotion for c in crops], dtype=torch.long),
+            intensity=torch.tensor([c[0].intensity for c in crops], dtype=torch.float32),
+            clip=torch.from_numpy(clip),
+            use_clip=torch.from_numpy(rng.random(cfg.batch) < cfg.clip_prob),
+        )
+
+
+def channel_weights() -> torch.Tensor:
+    w = torch.ones(NUM_MOUTH)
+    for name, v in _HEAVY.items():
+        w[MOUTH_INDICES.index(BLENDSHAPE_INDEX[name])] = v
+    return w / w.mean()
+
+
+def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    label = model.emotion.from_label(b.emotion, b.intensity)  # [B, D]
+    ref = model.emotion.from_clip(b.clip)  # [B, D]
+    style = torch.where(b.use_clip[:, None], ref, label)
+    y, _ = model(b.feats, style)  # [B, Tc + L, 27]
+    lookahead = model.cfg.lookahead_frames
+    pred = y[:, lookahead:]  # [B, Tc, 27]: frame t predicted at step t + L
+    m = b.mask[..., None]
+    err = (pred - b.mouth) ** 2 * w
+    mse = (err * m).sum() / (m.sum() * NUM_MOUTH)
+    mv = m[:, 1:] * m[:, :-1]
+    dv = ((pred[:, 1:] - pred[:, :-1]) - (b.mouth[:, 1:] - b.mouth[:, :-1])) ** 2
+    vel = (dv * mv).sum() / (mv.sum() * NUM_MOUTH).clamp_min(1)
+    align = ((ref - label.detach()) ** 2).mean()
+    # Lip gap (jawOpen − mouthClose): closure for p/b/m and rest in silence depend on it exactly.
+    gp = torch.relu(pred[..., _JAW] - pred[..., _CLOSE])
+    gt = torch.relu(b.mouth[..., _JAW] - b.mouth[..., _CLOSE])
+    gap = (((gp - gt) ** 2) * b.mask).sum() / b.mask.sum()
+    total = mse + cfg.velocity_weight * vel + cfg.align_weight * align + cfg.gap_weight * gap
+    return total, {"mse": mse.item(), "vel": vel.item(), "align": align.item(), "gap": gap.item()}
+
+
+@torch.no_grad()
+def validate(model: LipRefiner, items: Sequence[_Item]) -> dict[str, float]:
+    """Clean-audio mouth MAE and jawOpen correlation on validation items (label style)."""
+    model.eval()
+    lookahead = model.cfg.lookahead_frames
+    jaw = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])
+    preds, tgts = [], []
+    for it in items:
+        f = it.feats[0]
+        f = np.concatenate([f, np.repeat(f[-1:], lookahead, axis=0)])
+        style = model.emotion.from_label(torch.tensor([it.emotion]), torch.tensor([it.intensity]))
+        y, _ = model(torch.from_numpy(f)[None], style)
+        preds.append(y[0, lookahead:].clamp(0, 1).numpy())
+        tgts.append(it.mouths[0])
+    model.train()
+    p, t = np.concatenate(preds), np.concatenate(tgts)
+    return {
+        "val_mouth_mae": float(np.abs(p - t).mean()),
+        "val_jaw_corr": float(np.corrcoef(p[:, jaw], t[:, jaw])[0, 1]),
+    }
+
+
+def _save_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    names = {id(p): n for n, p in model.named_parameters()}
+    tensors = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            for k in ("exp_avg", "exp_avg_sq"):
+                if k in st:
+                    tensors[f"{names[id(p)]}.{k}"] = st[k].detach().cpu().contiguous()
+            if "step" in st:
+                tensors[f"{names[id(p)]}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    save_file(tensors, str(path))
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for n, p in model.named_parameters():
+        if f"{n}.exp_avg" in tensors:
+            opt.state[p] = {
+                "step": tensors[f"{n}.step"][0].clone(),
+                "exp_avg": tensors[f"{n}.exp_avg"].to(p.device),
+                "exp_avg_sq": tensors[f"{n}.exp_avg_sq"].to(p.device),
+            }
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [h["step"] for h in history if "loss" in h]
+    axes[0].plot(steps, [h["loss"] for h in history if "loss" in h], lw=0.8, label="train loss")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    vs = [h for h in history if "val_mouth_mae" in h]
+    if vs:
+        axes[1].plot([h["step"] for h in vs], [h["val_mouth_mae"] for h in vs], "o-", label="val mouth MAE")
+        ax2 = axes[1].twinx()
+        ax2.plot([h["step"] for h in vs], [h["val_jaw_corr"] for h in vs], "s-", c="C1", label="val jaw corr")
+        ax2.set_ylabel("jawOpen corr")
+        axes[1].set_ylabel("mouth MAE")
+        axes[1].set_xlabel("step")
+        axes[1].legend(loc="upper left")
+        ax2.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def train(
+    cfg: TrainLipConfig,
+    train_items: Sequence[_Item],
+    val_items: Sequence[_Item],
+    out: str | Path,
+    *,
+    meta: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume) and write ``out``; returns the final metrics and history."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    st_path, _ = checkpoint_paths(out)
+    base = st_path.with_suffix("")
+    optim_path = base.with_name(base.name + ".optim.safetensors")
+    fdim = train_items[0].feats[0].shape[1]
+    history: list[dict[str, float]] = []
+    start_step = 0
+    elapsed0 = 0.0
+    if st_path.is_file() and optim_path.is_file():
+        model, old = load_lip_checkpoint(st_path)
+        if model.cfg.feature_dim != fdim:
+            raise ConfigError(
+                f"cannot resume {st_path}: feature_dim {model.cfg.feature_dim} != data's {fdim}"
+            )
+        start_step = int(old.get("step", 0))
+        history = list(old.get("history", []))
+        elapsed0 = float(old.get("train_seconds", 0.0))
+        log.info("resuming %s at step %d", st_path, start_step)
+    else:
+        mcfg = LipRefinerConfig(feature_dim=fdim, **cfg.model)
+        model = LipRefiner(mcfg)
+        allf = np.concatenate([it.feats[0] for it in train_items])
+        model.feat_mean.copy_(torch.from_numpy(allf.mean(0)))
+        model.feat_std.copy_(torch.from_numpy(allf.std(0) + 1e-3))
+    model.to(cfg.device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if start_step:
+        _load_optimizer(opt, model, optim_path)
+    # Each step's batch depends only on (seed, step): resuming gives the same run.
+    w = channel_weights().to(cfg.device)
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, desc="train lip", unit="step")
+    last: dict[str, float] = {}
+    sampler = Sampler(train_items, cfg, model.cfg.lookahead_frames, seed=cfg.seed)
+    for step in range(start_step, cfg.steps):
+        sampler.rng = np.random.default_rng([cfg.seed, step])
+        b = sampler.batch()
+        if cfg.device != "cpu":
+            b = Batch(**{k: v.to(cfg.device) for k, v in vars(b).items()})
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss, parts = loss_fn(model, b, cfg, w)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        rec = {"step": step + 1, "loss": loss.item(), **parts}
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            rec.update(validate(model.cpu(), val_items[: cfg.max_val]))
+            model.to(cfg.device)
+            log.info("step %d %s", step + 1, rec)
+        history.append(rec)
+        last = rec
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.4f}")
+        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+            secs = elapsed0 + time.perf_counter() - t0
+            m = {**(meta or {}), "step": step + 1, "history": history, "train_seconds": round(secs, 1)}
+            m["train_config"] = asdict(replace(cfg))
+            save_lip_checkpoint(model.cpu(), st_path, m)
+            model.to(cfg.device)
+            _save_optimizer(opt, model, optim_path)
+            plot_curves(history, base.with_name(base.name + ".curves.png"))
+    if bar is not None:
+        bar.close()
+    return {"final": last, "history": history, "path": str(st_path)}
+
+
+def load_items(
+    data: str | Path, splits: Sequence[str], fps: int, copies: int, seed: int, limit: int | None = None
+) -> list[_Item]:
+    """Corpus utterances of ``splits`` as training items (features computed here)."""
+    from emostream.engine.features import features_for
+    from emostream.training.corpus import load_corpus
+
+    aug: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    try:
+        import emostream.training.augment as augment_module
+
+        aug = augment_module.augment
+    except ImportError:  # the corpus issue's augmentation module is not in this tree yet
+        log.warning("emostream.training.augment is unavailable: training on clean audio + silence pads")
+
+    rng = np.random.default_rng(seed)
+    utts: list[Utterance] = []
+    for split in splits:
+        for i, u in enumerate(load_corpus(data, split=split)):
+            if limit is not None and i >= limit:
+                break
+            if u.fps != fps:
+                raise InputError(f"utterance {u.uid} is at {u.fps} fps, training asks for {fps}", data)
+            utts.append(u)
+    return prepare_items(utts, lambda a, f: features_for(a, f), aug, copies, rng)

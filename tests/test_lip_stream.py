@@ -1,0 +1,190 @@
+"""Lip refiner stage: streaming invariance, ONNX parity, pass-through of non-mouth values, loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emostream.arkit import MOTION_DIM, MOUTH_SLICE, NON_MOUTH_INDICES, EmotionStyle
+from emostream.engine.lip import LipRefiner, StyleRef
+from emostream.errors import CheckpointError, ConfigError, InputError
+from emostream.models.lip_refiner import LipRefiner as Net
+from emostream.models.lip_refiner import LipRefinerConfig, load_lip_checkpoint, save_lip_checkpoint
+
+F = 24
+T = 90
+
+
+def _net(lookahead: int = 2, seed: int = 0) -> Net:
+    torch.manual_seed(seed)
+    net = Net(LipRefinerConfig(feature_dim=F, hidden=32, lstm_layers=2, style_dim=8, cnn_channels=16,
+                               head_hidden=32, lookahead_frames=lookahead))  # fmt: skip
+    with torch.no_grad():  # non-trivial normalisation buffers
+        net.feat_mean.uniform_(-0.5, 0.5)
+        net.feat_std.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def refiner() -> LipRefiner:
+    return LipRefiner(_net())
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    return (
+        rng.standard_normal((T, F)).astype(np.float32),
+        rng.uniform(-0.5, 1.5, (T, MOTION_DIM)).astype(np.float32),
+    )
+
+
+def _chunked(refiner: LipRefiner, feats: np.ndarray, motion: np.ndarray, sizes: list[int]) -> np.ndarray:
+    s = refiner.new_stream(EmotionStyle("happy", 0.7))
+    out, i = [], 0
+    for n in sizes:
+        out.append(s.push(feats[i : i + n], motion[i : i + n]))
+        i += n
+    out.append(s.push(feats[i:], motion[i:]))
+    out.append(s.flush())
+    return np.concatenate(out)
+
+
+@pytest.fixture(scope="module")
+def whole(refiner, data) -> np.ndarray:
+    return refiner.refine(*data, EmotionStyle("happy", 0.7))
+
+
+@settings(max_examples=10, deadline=None)
+@given(sizes=st.lists(st.integers(0, 25), max_size=10))
+def test_random_chunking_is_bit_identical(refiner, data, whole, sizes):
+    feats, motion = data
+    assert whole.shape == (T, MOTION_DIM)
+    assert np.array_equal(_chunked(refiner, feats, motion, sizes), whole)
+
+
+def test_output_lags_by_lookahead_and_matches_batch_forward(refiner, data):
+    feats, motion = data
+    s = refiner.new_stream("neutral")
+    assert s.lookahead_frames == 2
+    assert s.push(feats[:1], motion[:1]).shape == (0, MOTION_DIM)
+    assert s.push(feats[1:10], motion[1:10]).shape == (8, MOTION_DIM)
+    assert s.pending_frames == 2
+    assert s.flush().shape == (2, MOTION_DIM)
+    # The batch forward over the padded sequence gives the same mouth (within float rounding).
+    net = refiner._backend.net
+    style = torch.from_numpy(refiner.label_style(EmotionStyle()))[None]
+    padded = np.concatenate([feats, np.repeat(feats[-1:], 2, axis=0)])
+    with torch.no_grad():
+        y, _ = net(torch.from_numpy(padded)[None], style)
+    ref = y[0, 2:].clamp(0, 1).numpy()
+    got = refiner.refine(feats, motion, "neutral")[:, MOUTH_SLICE]
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_non_mouth_values_pass_through_bit_exact(refiner, data):
+    feats, motion = data
+    out = refiner.refine(feats, motion, "angry:0.5")
+    idx = list(NON_MOUTH_INDICES)
+    assert np.array_equal(out[:, idx], motion[:, idx])  # includes values outside [0, 1]
+    mouth = out[:, MOUTH_SLICE]
+    assert mouth.min() >= 0.0 and mouth.max() <= 1.0
+    assert not np.array_equal(mouth, motion[:, MOUTH_SLICE])
+
+
+def test_state_carries_and_clear_resets(refiner, data):
+    feats, motion = data
+    s = refiner.new_stream()
+    first = np.concatenate([s.push(feats[:40], motion[:40]), s.flush()])
+    s.push(feats[:40], motion[:40])  # after flush: fresh state, same output
+    s.clear()
+    again = np.concatenate([s.push(feats[:40], motion[:40]), s.flush()])
+    assert np.array_equal(first, again)
+    # Frames 20..40 depend on what came before: the state is carried, not reset per chunk.
+    late = refiner.refine(feats[20:40], motion[20:40])
+    assert not np.array_equal(late[:, MOUTH_SLICE], first[20:40, MOUTH_SLICE])
+
+
+def test_style_changes_mouth_and_blends(refiner, data):
+    feats, motion = data
+    happy = refiner.refine(feats, motion, "happy")
+    sad = refiner.refine(feats, motion, "sad")
+    assert not np.array_equal(happy, sad)
+    s = refiner.new_stream("happy")
+    a = s.push(feats[:30], motion[:30])
+    s.set_emotion("sad", 1.0)
+    b = np.concatenate([s.push(feats[30:], motion[30:]), s.flush()])
+    mixed = np.concatenate([a, b])
+    assert np.array_equal(mixed[:28], happy[:28])  # before the change: untouched
+    with pytest.raises(ConfigError, match="unknown emotion"):
+        s.set_emotion("bored")
+    ref = np.random.default_rng(3).random((50, MOTION_DIM)).astype(np.float32)
+    s.set_style(StyleRef(ref))
+    s.set_style(ref)  # a bare float32[T, 55] array is a reference clip too
+
+
+def test_bad_input_shapes(refiner, data):
+    feats, motion = data
+    s = refiner.new_stream()
+    with pytest.raises(InputError, match=rf"features must be float32\[n, {F}\], got \(5, 7\)"):
+        s.push(np.zeros((5, 7), np.float32), motion[:5])
+    with pytest.raises(InputError, match="got 5 feature frames but 4 motion frames"):
+        s.push(feats[:5], motion[:4])
+    with pytest.raises(InputError, match="style reference must be"):
+        refiner.new_stream(np.zeros((10, 52), np.float32))
+
+
+def test_onnx_matches_torch(data):
+    net = _net()
+    t, o = LipRefiner(net), LipRefiner(net, backend="onnx")
+    feats, motion = data
+    ref = np.random.default_rng(4).random((40, MOTION_DIM)).astype(np.float32)
+    for style in ("surprised:0.4", StyleRef(ref)):
+        a, b = t.refine(feats, motion, style), o.refine(feats, motion, style)
+        assert np.abs(a - b).max() < 1e-4
+    assert np.abs(t.clip_style(ref) - o.clip_style(ref)).max() < 1e-4
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path, data):
+    net = _net(lookahead=3)
+    save_lip_checkpoint(net, tmp_path / "lip", {"note": "test"})
+    loaded, meta = load_lip_checkpoint(tmp_path / "lip.safetensors")
+    assert meta["note"] == "test" and loaded.cfg == net.cfg
+    feats, motion = data
+    a = LipRefiner(net).refine(feats, motion)
+    b = LipRefiner.load(tmp_path / "lip").refine(feats, motion)
+    assert np.array_equal(a, b)
+    assert LipRefiner.load(tmp_path / "lip").lookahead_frames == 3
+    # wrong shapes: a config that does not match the tensors
+    doc = json.loads((tmp_path / "lip.json").read_text())
+    doc["config"]["hidden"] = 48
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    (tmp_path / "bad.safetensors").write_bytes((tmp_path / "lip.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"has shape .* the config expects"):
+        LipRefiner.load(tmp_path / "bad")
+    # another model's checkpoint
+    doc["kind"] = "emodiff"
+    (tmp_path / "other.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="is a 'emodiff' model, expected 'lip_refiner'"):
+        load_lip_checkpoint(tmp_path / "other")
+    # truncated weights
+    (tmp_path / "trunc.json").write_text((tmp_path / "lip.json").read_text())
+    (tmp_path / "trunc.safetensors").write_bytes((tmp_path / "lip.safetensors").read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        LipRefiner.load(tmp_path / "trunc")
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        LipRefiner(net, backend="tflite")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_backend_matches_cpu(data):
+    net = _net()
+    feats, motion = data
+    a = LipRefiner(net).refine(feats, motion)
+    b = LipRefiner(_net(), device="cuda").refine(feats, motion)
+    assert np.abs(a - b).max() < 1e-4
