@@ -24,7 +24,7 @@ import torch
 from emostream.models.fomm.backends import create_backend
 from emostream.models.fomm.checkpoint import build_model
 from emostream.models.fomm.config import load_config
-from emostream.models.fomm.keypoints import Keypoints, normalize_kp
+from emostream.models.fomm.keypoints import normalize_kp
 
 
 def _ms(fn: Callable[[], object]) -> float:

@@ -7,6 +7,11 @@ session's frames dropped).
 
     .venv/bin/python benchmarks/webrtc_browser_sessions.py --counts 1,2,3 --seconds 20
     .venv/bin/python benchmarks/webrtc_browser_sessions.py --session pattern   # transport only
+
+Sessions: ``engine`` = the shipped engine (trained motion + analytic renderer); ``energy`` =
+the real Session and analytic renderer with a test motion model (tests/browser/stub_engine.py,
+usable before weights exist; rendering dominates the cost either way); ``pattern`` = no
+rendering at all (transport + browser cost only).
 """
 
 from __future__ import annotations
@@ -20,13 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from browser import analysis  # noqa: E402
-from browser.fakes import SyncPatternSession  # noqa: E402
-from browser.harness import BrowserRun, speech_wav  # noqa: E402
+from browser import analysis
+from browser.fakes import SyncPatternSession
+from browser.harness import BrowserRun, speech_wav
 
-from emostream.arkit import EmotionStyle  # noqa: E402
-from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy  # noqa: E402
-from emostream.streaming.webrtc.server import AvatarServer, ServerConfig, SessionFactory  # noqa: E402
+from emostream.arkit import EmotionStyle
+from emostream.streaming.webrtc.server import AvatarServer, ServerConfig, SessionFactory
 
 
 def make_factory(kind: str, size: int) -> tuple[SessionFactory, int]:
@@ -36,9 +40,14 @@ def make_factory(kind: str, size: int) -> tuple[SessionFactory, int]:
             return SyncPatternSession(size=size)
 
         return pattern, 25
-    from emostream.engine.pipeline import Engine, EngineConfig
+    if kind == "energy":
+        from browser.stub_engine import energy_engine
 
-    engine = Engine.load(EngineConfig(renderer="analytic", size=size))
+        engine = energy_engine(size=size)
+    else:
+        from emostream.engine.pipeline import Engine, EngineConfig
+
+        engine = Engine.load(EngineConfig(renderer="analytic", size=size))
     engine.renderer_for(None)
 
     def real(portrait: Path | None, style: EmotionStyle) -> Any:
@@ -47,8 +56,8 @@ def make_factory(kind: str, size: int) -> tuple[SessionFactory, int]:
     return real, engine.fps
 
 
-async def run(n: int, seconds: float, factory: SessionFactory, fps: int) -> dict[str, Any]:
-    server = AvatarServer(ServerConfig(max_sessions=n, fps=fps), factory)
+async def run(n: int, seconds: float, factory: SessionFactory, fps: int, size: int) -> dict[str, Any]:
+    server = AvatarServer(ServerConfig(max_sessions=n, fps=fps, frame_size=size), factory)
     async with BrowserRun(server, wav=speech_wav(), seconds=seconds) as br:
         br.launch(n)
         reports = await br.wait_reports(timeout=seconds + 90)
@@ -68,7 +77,9 @@ async def run(n: int, seconds: float, factory: SessionFactory, fps: int) -> dict
     for s in server_stats:
         sent = s["video"]["sent"] or 1
         dropped.append((s.get("dropped_frames", 0) + s["video"]["skipped"]) / sent)
-    held = all(p["presented_fps"] >= 24 and p["freezes"] == 0 for p in pages) and all(d < 0.02 for d in dropped)
+    held = all(p["presented_fps"] >= 24 and p["freezes"] == 0 for p in pages) and all(
+        d < 0.02 for d in dropped
+    )
     return {"sessions": n, "held_25fps": held, "pages": pages, "server_drop_fraction": dropped}
 
 
@@ -77,12 +88,11 @@ def main() -> None:
     ap.add_argument("--counts", default="1,2,3", help="comma-separated session counts")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--session", choices=("engine", "pattern"), default="engine")
+    ap.add_argument("--session", choices=("engine", "energy", "pattern"), default="engine")
     args = ap.parse_args()
     factory, fps = make_factory(args.session, args.size)
-    apply_video_policy(VideoPolicy(args.size, args.size, fps))
     for n in (int(c) for c in args.counts.split(",")):
-        result = asyncio.run(run(n, args.seconds, factory, fps))
+        result = asyncio.run(run(n, args.seconds, factory, fps, args.size))
         result.update(session=args.session, size=args.size, seconds=args.seconds)
         print(json.dumps(result), flush=True)
 

@@ -43,7 +43,8 @@ _APP_BLENDSHAPE_ORDER: tuple[str, ...] = tuple(
     _upper(n)
     for n in (
         *BLENDSHAPE_NAMES[: BLENDSHAPE_INDEX["jawLeft"]], "jawRight", "jawLeft",
-        *BLENDSHAPE_NAMES[BLENDSHAPE_INDEX["jawOpen"] : BLENDSHAPE_INDEX["mouthLeft"]], "mouthRight", "mouthLeft",
+        *BLENDSHAPE_NAMES[BLENDSHAPE_INDEX["jawOpen"] : BLENDSHAPE_INDEX["mouthLeft"]],
+        "mouthRight", "mouthLeft",
         *BLENDSHAPE_NAMES[BLENDSHAPE_INDEX["mouthSmileLeft"] :],
     )
 )  # fmt: skip
@@ -55,8 +56,8 @@ assert sorted(_APP_BLENDSHAPE_ORDER) == sorted(_upper(n) for n in BLENDSHAPE_NAM
 
 #: Timecode rates the reader considers (the app offers these).
 TIMECODE_RATES: tuple[int, ...] = (24, 25, 30, 48, 50, 60)
-#: Tie-break when the recording never crosses a second boundary (all rates fit equally well):
-#: the app's usual 30 fps timecode first.
+#: Tie-break when the recording never crosses a second boundary (all rates fit equally well),
+#: after the requested fps: the app's usual 30 fps timecode first.
 _RATE_PREFERENCE: tuple[int, ...] = (30, 60, 25, 24, 50, 48)
 _TC_RE = re.compile(r"^\s*(\d{1,2}):(\d{2}):(\d{2})[:;](\d{1,3})(?:\.(\d+))?\s*$")
 
@@ -92,10 +93,12 @@ def _parse_timecode(text: str) -> tuple[int, float] | None:
     return int(hh) * 3600 + int(mm) * 60 + int(ss), int(ff) + sub
 
 
-def _detect_timecode_rate(secs: np.ndarray, frames: np.ndarray) -> int:
+def _detect_timecode_rate(secs: np.ndarray, frames: np.ndarray, prefer: int) -> int:
     """The timecode rate that makes the row times most regular (smallest spread of steps).
-    Only rates above the largest frame number seen are possible; ties go to the smallest."""
-    candidates = [r for r in _RATE_PREFERENCE if r > frames.max()]
+    Only rates above the largest frame number seen are possible; ties (a recording that never
+    crosses a second boundary) go to ``prefer``, then to the order of ``_RATE_PREFERENCE``."""
+    order = (prefer, *(r for r in _RATE_PREFERENCE if r != prefer))
+    candidates = [r for r in order if r > frames.max()]
     if not candidates:
         return int(np.ceil(frames.max() + 1))
     if len(secs) < 3:
@@ -110,10 +113,13 @@ def _detect_timecode_rate(secs: np.ndarray, frames: np.ndarray) -> int:
 
 
 def read_livelink_csv(
-    path: str | Path, *, fps: int = DEFAULT_FPS, swap_mouth_lr: bool = False
+    path: str | Path, *, fps: int = DEFAULT_FPS, swap_mouth_lr: bool = False, timecode_rate: int | None = None
 ) -> LiveLinkClip:
     """Read a Live Link Face CSV and resample it to ``fps``. ``swap_mouth_lr`` swaps the
-    MouthLeft/MouthRight columns (some app versions record them mirrored)."""
+    MouthLeft/MouthRight columns (some app versions record them mirrored). The timecode rate
+    is detected from the timecodes; a recording shorter than one second never shows it (then
+    ``fps`` is assumed if the frame numbers fit, else 30, 60, ...), so pass ``timecode_rate``
+    when it is known."""
     check_fps(fps)
     p = Path(path)
     if not p.exists():
@@ -156,11 +162,15 @@ def read_livelink_csv(
             try:
                 values[r, k] = float(row[i])
             except ValueError:
-                raise MotionFileError(f"line {line}, column {header[i]}: {row[i]!r} is not a number", p) from None
+                raise MotionFileError(
+                    f"line {line}, column {header[i]}: {row[i]!r} is not a number", p
+                ) from None
             if not np.isfinite(values[r, k]):
                 raise MotionFileError(f"line {line}, column {header[i]}: {row[i]!r} is not finite", p)
 
-    rate = _detect_timecode_rate(secs, frames)
+    rate = _detect_timecode_rate(secs, frames, fps) if timecode_rate is None else int(timecode_rate)
+    if frames.max() >= rate:
+        raise MotionFileError(f"timecode frame {int(frames.max())} does not fit a {rate} fps timecode", p)
     # Times relative to the first row, in seconds (midnight wrap-around handled).
     t = (secs - secs[0]) + (frames - frames[0]) / rate
     t = np.where(t < -43200, t + 86400, t)

@@ -19,7 +19,7 @@ from emostream.engine.vad import SPEECH_THRESHOLD, SileroVAD
 from emostream.errors import InputError
 from emostream.livelink import read_livelink_csv
 from emostream.streaming.audio_io import MSG_DIRECTORY, MSG_EMPTY, MSG_MISSING, audio_info, iter_audio
-from emostream.streaming.image_io import describe_image
+from emostream.streaming.image_io import describe_image, load_image_rgb
 
 #: Seconds of audio the probe runs VAD over (VAD costs ~0.05 s per minute of audio).
 PROBE_VAD_SECONDS = 600.0
@@ -67,6 +67,7 @@ def probe_audio(path: Path, *, vad_seconds: float = PROBE_VAD_SECONDS) -> dict[s
 
 def probe_image(path: Path) -> dict[str, Any]:
     info = describe_image(path)
+    rgb = load_image_rgb(path)  # proves the pixels decode, not only the header
     return {
         "kind": "image",
         "path": str(path),
@@ -76,6 +77,7 @@ def probe_image(path: Path) -> dict[str, Any]:
         "mode": info.mode,
         "has_alpha": info.has_alpha,
         "conversion": info.conversion,
+        "loads_as": f"RGB {rgb.shape[1]}x{rgb.shape[0]}",
     }
 
 

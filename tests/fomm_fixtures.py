@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 FIXTURE_NAMES = ("fomm_small", "fomm_small_alt")
 
@@ -54,3 +56,13 @@ def assert_close(name: str, key: str, got: object, want: np.ndarray) -> None:
     assert arr.shape == want.shape, f"{name}/{key}: shape {arr.shape} != {want.shape}"
     err = float(np.abs(arr.astype(np.float64) - want.astype(np.float64)).max())
     assert err <= TOL[key], f"{name}/{key}: max abs diff {err:.3g} > {TOL[key]:.0e}"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """2 cores shared by many jobs: one torch thread is faster than two spinning under load.
+    Import this fixture into a test module to apply it there."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

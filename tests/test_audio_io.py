@@ -39,7 +39,7 @@ def _encode(path: Path, pcm: np.ndarray, rate: int, codec: str, fmt: str) -> Pat
 
 
 def tone(seconds: float, rate: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
@@ -63,7 +63,9 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
         ("x.webm", "libopus", "flt", 48000),
     ],
 )
-def test_compressed_formats_decode_to_16k_mono(tmp_path: Path, name: str, codec: str, fmt: str, rate: int) -> None:
+def test_compressed_formats_decode_to_16k_mono(
+    tmp_path: Path, name: str, codec: str, fmt: str, rate: int
+) -> None:
     src = tone(1.0, rate, freq=300.0)
     path = _encode(tmp_path / name, src, rate, codec, fmt)
     x = load_audio(path)
@@ -72,7 +74,9 @@ def test_compressed_formats_decode_to_16k_mono(tmp_path: Path, name: str, codec:
     assert _corr(x, tone(1.0, SAMPLE_RATE, freq=300.0)) > 0.95
 
 
-@pytest.mark.parametrize(("bits", "is_float"), [(8, False), (16, False), (24, False), (32, False), (32, True), (64, True)])
+@pytest.mark.parametrize(
+    ("bits", "is_float"), [(8, False), (16, False), (24, False), (32, False), (32, True), (64, True)]
+)
 def test_wav_sample_widths(write_wav, bits: int, is_float: bool) -> None:
     src = tone(0.5, SAMPLE_RATE, amp=0.5)
     x = load_audio(write_wav(f"w{bits}.wav", src, SAMPLE_RATE, bits=bits, is_float=is_float))
@@ -119,6 +123,10 @@ def test_resample_and_stream_resampler_agree_on_length_and_content() -> None:
     streamed = np.concatenate(parts)
     assert len(whole) == len(streamed) == 16000
     np.testing.assert_allclose(streamed, whole, atol=1e-4)
+    # flush() resets: a second stream through the same object gives the same output.
+    again = np.concatenate([rs.push(x[:30000]), rs.push(x[30000:]), rs.flush()])
+    assert len(again) == 16000
+    np.testing.assert_allclose(again, whole, atol=1e-4)
     assert resample(x[:100], 16000, 16000).dtype == np.float32
 
 
@@ -172,3 +180,40 @@ def test_infinite_float_samples(write_wav) -> None:
 def test_float_overs_are_clipped(write_wav) -> None:
     x = np.full(1600, 1.5, np.float32)
     assert np.abs(load_audio(write_wav("loud.wav", x, 16000, bits=32, is_float=True))).max() <= 1.0
+
+
+def test_truncated_compressed_files(tmp_path: Path) -> None:
+    """A cut WebM is caught by its header's duration; a cut FLAC fails to decode."""
+    src = tone(3.0, 48000, freq=300.0)
+    full = _encode(tmp_path / "x.webm", src, 48000, "libopus", "flt").read_bytes()
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(full[: len(full) // 2])
+    with pytest.raises(AudioError) as e:
+        load_audio(cut)
+    assert str(e.value).startswith(f"{cut}: truncated: the header declares 3.008 s of audio but only 1.")
+    full = _encode(tmp_path / "x.flac", tone(3.0, 44100), 44100, "flac", "s16").read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(full[: len(full) // 2])
+    with pytest.raises(AudioError) as e:
+        load_audio(cut)
+    prefix = f"{cut}: corrupt audio: decoding failed at "
+    assert str(e.value).startswith(prefix) and str(e.value).endswith(" s")
+    assert 1.0 < float(str(e.value)[len(prefix) : -2]) < 1.5  # about half of the 3 s
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000, 96000])
+def test_stream_resampler_is_chunk_invariant(rate: int) -> None:
+    rng = np.random.default_rng(rate)
+    x = (0.3 * rng.standard_normal(rate)).astype(np.float32)
+
+    def run(sizes: list[int]) -> np.ndarray:
+        rs, out, pos, k = StreamResampler(rate), [], 0, 0
+        while pos < len(x):
+            out.append(rs.push(x[pos : pos + sizes[k % len(sizes)]]))
+            pos, k = pos + sizes[k % len(sizes)], k + 1
+        return np.concatenate([*out, rs.flush()])
+
+    whole = run([len(x)])
+    assert len(whole) == SAMPLE_RATE
+    for sizes in ([1, 2, 3, 1000], [int(n) for n in rng.integers(1, rate, size=8)]):
+        assert np.array_equal(run(sizes), whole)

@@ -68,9 +68,9 @@ def test_phone_timings_match_the_audio_and_a_shift_is_caught(corpus: Path) -> No
     u = min(load_corpus(corpus, "train"), key=lambda x: abs(len(x.audio) - 2 * SAMPLE_RATE))
     shift = SAMPLE_RATE
     audio = np.concatenate([np.zeros(shift, np.float32), u.audio])  # speech moves later...
-    shifted = Utterance(**{**u.__dict__, "audio": audio,  # ...phones stay: now misaligned
-                           "phones": u.phones + [make_phone(len(u.audio), len(audio), "sil")],
-                           "targets": np.zeros((frames_covering(len(audio), 25), 55), np.float32)})  # fmt: skip
+    phones = [*u.phones, make_phone(len(u.audio), len(audio), "sil")]  # ...phones stay put
+    targets = np.zeros((frames_covering(len(audio), 25), 55), np.float32)
+    shifted = Utterance(**{**u.__dict__, "audio": audio, "phones": phones, "targets": targets})
     assert alignment(shifted, speech_probs(audio, 25)).speech_coverage < 0.8
 
 
@@ -95,7 +95,9 @@ def _run(args: list[str]) -> int:
     return 0
 
 
-def test_cli_check_json_and_show_png(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_check_json_and_show_png(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _run(["data", "check", str(corpus), "--json", "--no-vad"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert set(report) >= {"hours", "utterances", "by_engine", "by_emotion", "real_speech_hours", "problems"}

@@ -17,7 +17,9 @@ from emostream.training.corpus import build_corpus, load_corpus
 def test_missing_engine_is_skipped_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "flite" else real_which(name, *a, **k))
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "flite" else real_which(name, *a, **k)
+    )
     result = build_corpus(tmp_path / "c", preset="ci", engines=["flite", "espeak"], progress=False)
     assert set(result.skipped) == {"flite"}
     assert "Debian package `flite`" in result.skipped["flite"]
@@ -42,7 +44,7 @@ def test_livelink_folder_errors(tmp_path: Path) -> None:
     lonely = tmp_path / "lonely"
     lonely.mkdir()
     (lonely / "take.csv").write_text("Timecode\n")
-    with pytest.raises(InputError, match="take.csv: no audio next to this recording"):
+    with pytest.raises(InputError, match=r"take\.csv: no audio next to this recording"):
         import_livelink(lonely, tmp_path / "out")
     locked = tmp_path / "locked"
     locked.mkdir()

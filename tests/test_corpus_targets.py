@@ -31,7 +31,9 @@ def _utterance(emotion: EmotionStyle = EmotionStyle("neutral", 1.0), seed: int =
     audio = np.zeros(t, np.float32)
     for p in phones:
         if p.phone != "sil":
-            audio[p.start : p.end] = 0.3 * np.sin(np.arange(p.end - p.start) * 0.1) + 0.01 * rng.standard_normal(p.end - p.start)
+            audio[p.start : p.end] = 0.3 * np.sin(
+                np.arange(p.end - p.start) * 0.1
+            ) + 0.01 * rng.standard_normal(p.end - p.start)
     n = frames_covering(t, 25)
     targets = make_targets(phones, n, 25, emotion, prosody_from_audio(audio, n, 25), seed)
     return Utterance("u", audio, phones, targets, 25, emotion, "test", "v", "bob mama papa",
@@ -94,7 +96,7 @@ def test_blinks_are_short_and_close_faster_than_they_open() -> None:
         blink = _utterance(seed=seed).targets[:, B["eyeBlinkLeft"]]
         moving = np.concatenate([[0], (blink > 0.05).astype(int), [0]])
         edges = np.flatnonzero(np.diff(moving))
-        for a, b in zip(edges[::2], edges[1::2]):
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
             durations.append((b - a) / 25)
             peak = a + int(np.argmax(blink[a:b]))
             rise, fall = rise + peak - a, fall + b - 1 - peak

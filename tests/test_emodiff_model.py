@@ -39,7 +39,7 @@ def synth_utterances(n: int, seed: int = 0) -> list[Utterance]:
         tg = np.zeros((T, MOTION_DIM), np.float32)
         tg[:, BLENDSHAPE_INDEX["jawOpen"]] = np.convolve(env, np.ones(3) / 3, "same")[:T] * 0.6
         emo = EMOTIONS[i % len(EMOTIONS)]
-        tg[:, BLENDSHAPE_INDEX["browInnerUp"]] = 0.1 * (i % len(EMOTIONS))
+        tg[:, (0, 5, 6, 41, 42, 43, 44, 47)[i % len(EMOTIONS)]] = 0.5  # one upper-face channel per emotion
         tg[:, 52] = np.cumsum(rng.standard_normal(T)) * 0.005
         out.append(
             Utterance(f"u{i}", audio, [], tg, 25, EmotionStyle(emo, 1.0), "synth", "v", "", "train", i)
@@ -147,3 +147,39 @@ def test_style_paths_same_space():
     v2 = se.style_vector(np.zeros((30, MOTION_DIM), np.float32))
     assert v1.shape == v2.shape == (16,)
     assert not np.allclose(se.style_vector(EmotionStyle("sad")), v1)
+
+
+def test_distill_round_halves_steps(tmp_path):
+    from emostream.models.emodiff import load_emodiff
+    from emostream.training.distill import DistillConfig, distill
+    from emostream.training.train_emodiff import prepare_clips
+
+    torch.set_num_threads(1)
+    clips = prepare_clips(synth_utterances(6), energy_features, None, 0, 0)
+    teacher = tiny_model()
+    with torch.no_grad():
+        teacher.silence_feat.copy_(torch.from_numpy(energy_features(np.zeros(640, np.float32), 25)[0]))
+    cfg = DistillConfig(sampler_steps=1, iters_per_round=15, batch=8)
+    student, meta = distill(teacher, {"hop": 2, "lookahead": 1}, clips, tmp_path / "s", cfg, progress=False)
+    assert [r["steps"] for r in meta["rounds"]] == [2, 1]
+    assert all(np.isfinite(r["final_loss"]) for r in meta["rounds"])
+    loaded, meta2 = load_emodiff(tmp_path / "s")
+    assert loaded.cfg.sampler_steps == 1 and meta2["teacher_steps"] == 4
+    with pytest.raises(Exception, match="power of 2"):
+        distill(teacher, {}, clips, tmp_path / "x", DistillConfig(sampler_steps=3), progress=False)
+
+
+def test_classifier_learns_emotions(tmp_path):
+    from emostream.models.emotion_classifier import load_classifier
+    from emostream.training.train_classifier import ClassifierTrainConfig, accuracy, train_classifier
+
+    torch.set_num_threads(1)
+    utts = synth_utterances(24)
+    seqs, labels = [u.targets for u in utts], [u.emotion.index for u in utts]
+    cfg = ClassifierTrainConfig(steps=80, batch=16, min_crop=20, max_crop=30, lr=3e-3)
+    model, meta = train_classifier(
+        seqs[:16], labels[:16], seqs[16:], labels[16:], tmp_path / "c", cfg, progress=False
+    )
+    assert meta["val_accuracy"] >= 0.75
+    loaded, _ = load_classifier(tmp_path / "c")
+    assert accuracy(loaded, seqs[16:], labels[16:]) == meta["val_accuracy"]

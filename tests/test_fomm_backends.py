@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from fomm_fixtures import assert_close, load_io, paths
+from fomm_fixtures import assert_close, load_io, one_thread, paths  # noqa: F401
 
 from emostream.errors import ConfigError, DeviceError
 from emostream.models.fomm.backends import create_backend

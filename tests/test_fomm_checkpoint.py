@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fomm_fixtures import paths
+from fomm_fixtures import one_thread, paths  # noqa: F401
 
 from emostream.errors import CheckpointError
 from emostream.models.fomm.checkpoint import load_fomm, read_checkpoint
@@ -109,7 +109,7 @@ def test_bad_config_files(tmp_path: Path) -> None:
     other = tmp_path / "other.yaml"
     other.write_text("model_params:\n  common_params: {num_kp: 10, num_channels: 3}\n")
     with pytest.raises(
-        CheckpointError, match="missing or malformed section 'model_params.kp_detector_params'"
+        CheckpointError, match=re.escape("missing or malformed section 'model_params.kp_detector_params'")
     ):
         load_fomm(ckpt, other)
 

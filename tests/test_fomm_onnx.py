@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from fomm_fixtures import FIXTURE_NAMES, assert_close, load_io, paths
+from fomm_fixtures import FIXTURE_NAMES, assert_close, load_io, one_thread, paths  # noqa: F401
 
 from emostream.errors import ConfigError
 from emostream.models.fomm.checkpoint import load_fomm

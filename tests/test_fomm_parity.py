@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fomm_fixtures import FIXTURE_NAMES, assert_close, load_io, paths
+from fomm_fixtures import FIXTURE_NAMES, assert_close, load_io, one_thread, paths  # noqa: F401
 
 from emostream.models.fomm.checkpoint import FommModel, load_fomm
 from emostream.models.fomm.dense_motion import heatmap_representation, sparse_motions

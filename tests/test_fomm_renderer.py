@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fomm_fixtures import paths
+from fomm_fixtures import one_thread, paths  # noqa: F401
 
 from emostream.arkit import MOTION_DIM, neutral_vector
 from emostream.models.fomm.checkpoint import load_fomm, save_fomm
@@ -93,3 +93,19 @@ def test_from_checkpoint_with_the_analytic_rig(tmp_path: Path) -> None:
     frames = r.render(_motion(3))
     assert frames.shape == (3, 256, 256, 3)
     assert np.abs(frames[0].astype(int) - frames[2]).mean() > 0.1
+
+
+def test_sessions_batch_together_with_one_backend() -> None:
+    """Two sessions (different portraits) share one backend; one batched pass = separate passes."""
+    from emostream.models.fomm.backends import create_backend
+    from emostream.render.fomm_renderer import render_sessions
+
+    ckpt, cfg, _ = paths("fomm_small")
+    backend = create_backend(load_fomm(ckpt, cfg), "torch-cpu")
+    a = FommRenderer(_source(128), DiscRig(128), backend)
+    b = FommRenderer(255 - _source(128), DiscRig(128), backend)
+    ma, mb = _motion(3), _motion(3)[::-1].copy()
+    fa, fb = render_sessions([a, b], [ma, mb])
+    assert np.abs(fa.astype(int) - a.render(ma)).max() <= 1
+    assert np.abs(fb.astype(int) - b.render(mb)).max() <= 1
+    assert np.abs(fa.astype(int) - fb).mean() > 1.0

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from fomm_fixtures import one_thread  # noqa: F401
 from typer.testing import CliRunner
 
 from emostream.errors import InputError
@@ -20,13 +21,26 @@ TINY = {
     "dataset_params": {"frame_shape": [64, 64, 3]},
     "model_params": {
         "common_params": {"num_kp": 4, "num_channels": 3, "estimate_jacobian": True},
-        "kp_detector_params": {"temperature": 0.1, "block_expansion": 8, "max_features": 32, "scale_factor": 0.5,
-                               "num_blocks": 3},  # fmt: skip
+        "kp_detector_params": {
+            "temperature": 0.1,
+            "block_expansion": 8,
+            "max_features": 32,
+            "scale_factor": 0.5,
+            "num_blocks": 3,
+        },
         "generator_params": {
-            "block_expansion": 8, "max_features": 32, "num_down_blocks": 2, "num_bottleneck_blocks": 1,
+            "block_expansion": 8,
+            "max_features": 32,
+            "num_down_blocks": 2,
+            "num_bottleneck_blocks": 1,
             "estimate_occlusion_map": True,
-            "dense_motion_params": {"block_expansion": 8, "max_features": 32, "num_blocks": 3, "scale_factor": 0.5},
-        },  # fmt: skip
+            "dense_motion_params": {
+                "block_expansion": 8,
+                "max_features": 32,
+                "num_blocks": 3,
+                "scale_factor": 0.5,
+            },
+        },
     },
 }
 
@@ -67,17 +81,20 @@ def test_loss_falls_and_checkpoint_loads(data: tuple[Path, Path], tmp_path: Path
     clips = load_videos(vids, cfg.image_size)
     assert len(clips) == 2 and clips[0].shape == (8, 64, 64, 3)
     out = tmp_path / "fomm.pth.tar"
-    tc = FommTrainConfig(steps=40, batch_size=4, lr=1e-3, save_every=20, sample_every=20, seed=0)
+    tc = FommTrainConfig(steps=30, batch_size=4, lr=1e-3, save_every=15, sample_every=15, seed=0)
     hist = train_fomm(clips, cfg, out, tc, progress=False)
-    assert len(hist) == 40
+    assert len(hist) == 30
     first = np.mean([h["reconstruction"] for h in hist[:5]])
     last = np.mean([h["reconstruction"] for h in hist[-5:]])
     assert last < 0.8 * first, f"reconstruction loss did not fall: {first:.4f} -> {last:.4f}"
-    assert sorted(p.name for p in (tmp_path / "fomm_samples").iterdir()) == ["step_0000020.png", "step_0000040.png"]
+    assert sorted(p.name for p in (tmp_path / "fomm_samples").iterdir()) == [
+        "step_0000015.png",
+        "step_0000030.png",
+    ]
     obj = read_checkpoint(out)
-    assert obj["step"] == 40 and "optimizer_generator" in obj
+    assert obj["step"] == 30 and "optimizer_generator" in obj
     m = load_fomm(out)  # the config is embedded
-    assert m.config == load_config(cfg_path).__class__(**{**m.config.__dict__})
+    assert (m.config.kp_detector, m.config.generator) == (cfg.kp_detector, cfg.generator)
 
 
 def test_resume_equals_unbroken_run(data: tuple[Path, Path], tmp_path: Path) -> None:
@@ -101,8 +118,8 @@ def test_cli_and_bad_inputs(data: tuple[Path, Path], tmp_path: Path) -> None:
 
     vids, cfg_path = data
     out = tmp_path / "cli.pth.tar"
-    args = ["train", "fomm", "--videos", str(vids), "--config", str(cfg_path), "--out", str(out), "--steps", "2",
-            "--batch-size", "2", "--threads", "1"]  # fmt: skip
+    args = ["train", "fomm", "--videos", str(vids), "--config", str(cfg_path), "--out", str(out)]
+    args += ["--steps", "2", "--batch-size", "2", "--threads", "1"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert '"steps_run": 2' in res.output and out.exists()
@@ -111,5 +128,5 @@ def test_cli_and_bad_inputs(data: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(InputError, match=f"{empty}: no videos"):
         load_videos(empty, 64)
     (empty / "bad.mp4").write_bytes(b"not a video")
-    with pytest.raises(InputError, match="bad.mp4: cannot decode video"):
+    with pytest.raises(InputError, match=r"bad\.mp4: cannot decode video"):
         load_videos(empty, 64)

@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emostream.errors import DependencyError
-
 pytestmark = pytest.mark.skipif(
     not (shutil.which("pulseaudio") and shutil.which("paplay")), reason="pulseaudio/paplay not installed"
 )
@@ -45,10 +43,19 @@ def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     server = f"unix:{sock}"
     monkeypatch.setenv("PULSE_SERVER", server)
     try:
+        import sounddevice as sd
+    except OSError:
+        proc.kill()
+        pytest.skip("PortAudio (libportaudio2) is not installed")
+    sd._terminate()  # PortAudio lists devices once, at initialisation: list them again
+    sd._initialize()
+    try:
         yield {**env, "PULSE_SERVER": server}
     finally:
         proc.terminate()
         proc.wait(5)
+        sd._terminate()
+        sd._initialize()
 
 
 def test_mic_captures_real_audio_through_a_null_sink(pulse: dict[str, str], tmp_path: Path) -> None:
@@ -61,10 +68,7 @@ def test_mic_captures_real_audio_through_a_null_sink(pulse: dict[str, str], tmp_
         w.setsampwidth(2)
         w.setframerate(16000)
         w.writeframes((0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes())
-    try:
-        mic = MicSource("pulse", sample_rate=16000)
-    except DependencyError:
-        pytest.skip("PortAudio missing")
+    mic = MicSource("pulse", sample_rate=16000)
     player = subprocess.Popen(["paplay", "--device=avsink", str(wav)], env=pulse)
 
     async def capture() -> list[np.ndarray]:

@@ -44,7 +44,9 @@ def test_speech_versus_silence(speech_then_silence: tuple[np.ndarray, int]) -> N
 
 @settings(max_examples=8, deadline=None)
 @given(chunks=st.lists(st.integers(1, SAMPLE_RATE), min_size=1, max_size=12), fps=st.sampled_from([25, 30]))
-def test_chunk_size_invariance(speech_then_silence: tuple[np.ndarray, int], chunks: list[int], fps: int) -> None:
+def test_chunk_size_invariance(
+    speech_then_silence: tuple[np.ndarray, int], chunks: list[int], fps: int
+) -> None:
     audio = speech_then_silence[0][: 2 * SAMPLE_RATE + 123]
     whole = speech_probs(audio, fps)
     vad = SileroVAD(fps)

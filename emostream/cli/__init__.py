@@ -8,6 +8,7 @@ import logging
 import sys
 
 import typer
+from typer._click.exceptions import ClickException  # typer vendors click
 
 from emostream import __version__
 from emostream.errors import EmostreamError
@@ -21,7 +22,7 @@ app = typer.Typer(
 )
 
 #: Sub-command modules (emostream.cli.<name>), each with ``register(app: typer.Typer)``.
-COMMAND_MODULES: tuple[str, ...] = ("probe", "data", "train", "eval", "serve", "demo", "bench", "stream", "camera")
+COMMAND_MODULES: tuple[str, ...] = ("probe", "data", "train", "eval", "serve", "demo", "bench", "stream", "camera", "render")
 
 _state = {"debug": False}
 
@@ -70,10 +71,6 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("emostream: aborted", file=sys.stderr)
         sys.exit(1)
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    except ClickException as e:  # usage errors (unknown command, bad option) carry their own exit code
+        e.show()
+        sys.exit(e.exit_code)

@@ -22,13 +22,22 @@ def register(app: typer.Typer) -> None:
             30.0, "--sessions-seconds", help="How long N sessions must hold 25 fps."
         ),
         max_sessions: int = typer.Option(8, "--max-sessions", help="Most concurrent sessions to try."),
+        motion: Path | None = typer.Option(
+            None, "--motion", help="EmoDiff checkpoint (default: shipped weights)."
+        ),
+        steps: int | None = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
+        checkpoint: Path | None = typer.Option(
+            None, "--checkpoint", help="FOMM checkpoint for --renderer fomm."
+        ),
     ) -> None:
         """Measure the runtime on this machine and print the JSON result."""
         from emostream.bench.pipeline import BenchConfig, plot, run_bench
 
         cfg = BenchConfig(
             device=device, renderer=renderer, size=size, quick=quick, live_seconds=live_seconds,
-            sessions_seconds=sessions_seconds, max_sessions=max_sessions,
+            sessions_seconds=sessions_seconds, max_sessions=max_sessions, steps=steps,
+            motion_path=None if motion is None else str(motion),
+            renderer_checkpoint=None if checkpoint is None else str(checkpoint),
         )  # fmt: skip
         result, raw = run_bench(cfg)
         text = json.dumps(result, indent=2)

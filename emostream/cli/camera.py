@@ -31,6 +31,10 @@ def register(app: typer.Typer) -> None:
             None, "--control-port", help="Serve HTTP emotion control here."
         ),
         seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+        motion: Path | None = typer.Option(
+            None, "--motion", help="EmoDiff checkpoint (default: shipped weights)."
+        ),
+        steps: int | None = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
     ) -> None:
         """Send the live avatar to a virtual camera (v4l2loopback / OBS Virtual Camera).
         Keys while running: 1-8 emotion, +/- intensity, c clear, q quit."""
@@ -40,6 +44,6 @@ def register(app: typer.Typer) -> None:
             StreamOptions(
                 image=image, audio=audio, mic=mic, mic_device=mic_device, rate=rate, camera=True,
                 camera_device=device, play=play, wav=wav, emotion=emotion, seed=seed, renderer=renderer,
-                size=size, device=compute, control_port=control_port, keys=True,
+                size=size, device=compute, control_port=control_port, keys=True, motion=motion, steps=steps,
             )
         )  # fmt: skip

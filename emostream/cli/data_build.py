@@ -15,10 +15,16 @@ def register(app: typer.Typer) -> None:
     @app.command("build")
     def build(
         out: Path = typer.Option(..., "--out", help="Output folder (shards/ + manifest.json)."),
-        preset: str = typer.Option("ci", "--preset", help="Size: ci (tiny, < 2 min), small (~45 min of audio), full (>= 5 h)."),
-        seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Build seed: the same seed gives the same bytes."),
+        preset: str = typer.Option(
+            "ci", "--preset", help="Size: ci (tiny, < 2 min), small (~45 min of audio), full (>= 5 h)."
+        ),
+        seed: int = typer.Option(
+            DEFAULT_SEED, "--seed", help="Build seed: the same seed gives the same bytes."
+        ),
         workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
-        engine: list[str] = typer.Option(None, "--engine", help="Only these engines (repeatable): espeak, flite, festival, piper, real."),
+        engine: list[str] = typer.Option(
+            None, "--engine", help="Only these engines (repeatable): espeak, flite, festival, piper, real."
+        ),
         fps: int = typer.Option(DEFAULT_FPS, "--fps", help="Target frame rate (25 or 30)."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
@@ -27,10 +33,18 @@ def register(app: typer.Typer) -> None:
         from emostream.training.corpus import build_corpus
 
         t0 = time.perf_counter()
-        result = build_corpus(out, preset=preset, seed=seed, workers=workers,
-                              engines=list(engine) if engine else None, fps=fps, progress=not quiet)  # fmt: skip
+        engines = list(engine) if engine else None
+        result = build_corpus(
+            out, preset=preset, seed=seed, workers=workers, engines=engines, fps=fps, progress=not quiet
+        )
         m = result.manifest
-        summary = {"out": str(out), "utterances": m["utterances"], "hours": m["hours"],
-                   "hours_by_engine": m["hours_by_engine"], "skipped_engines": m["skipped_engines"],
-                   "failures": len(m["failures"]), "build_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        summary = {
+            "out": str(out),
+            "utterances": m["utterances"],
+            "hours": m["hours"],
+            "hours_by_engine": m["hours_by_engine"],
+            "skipped_engines": m["skipped_engines"],
+            "failures": len(m["failures"]),
+            "build_seconds": round(time.perf_counter() - t0, 1),
+        }
         typer.echo(json.dumps(summary, indent=1))

@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         emotion: str = typer.Option("happy:0.6", "--emotion", help="NAME[:INTENSITY], e.g. happy:0.6."),
         seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+        motion: Path | None = typer.Option(
+            None, "--motion", help="EmoDiff checkpoint (default: shipped weights)."
+        ),
+        steps: int | None = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
     ) -> None:
         """The default portrait speaks the bundled sample live (paced in real time) into an mp4,
         then prints the latency summary."""
@@ -42,23 +46,28 @@ def register(app: typer.Typer) -> None:
         from emostream.streaming.sources import FileSource
 
         t = time.perf_counter()
-        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device))
+        engine = Engine.load(
+            EngineConfig(
+                renderer=renderer, size=size, device=device, steps=steps,
+                motion_path=None if motion is None else str(motion),
+            )
+        )  # fmt: skip
         session = engine.new_session(None, emotion=EmotionStyle.parse(emotion), seed=seed)
         load_s = time.perf_counter() - t
         source = FileSource(sample_path(), realtime=True)
-        picked: list[np.ndarray] = []
-        step = max(1, int(source.duration_s * engine.fps) // 8)
+        total = int(source.duration_s * engine.fps) + 1
+        picked: dict[int, np.ndarray] = {}  # one frame per eighth of the clip
 
         def keep(item: object) -> None:
-            if isinstance(item, VideoFrame) and item.pts % step == step // 2 and len(picked) < 8:
-                picked.append(item.rgb)
+            if isinstance(item, VideoFrame):
+                picked.setdefault(min(item.pts * 8 // total, 7), item.rgb)
 
         sink = Mp4Sink(str(out), width=session.width, height=session.height, fps=engine.fps)
         t = time.perf_counter()
         stats = asyncio.run(run_live(session, source, [sink], on_item=keep))
         run_s = time.perf_counter() - t
         if picked:
-            save_strip(picked, strip)
+            save_strip([picked[k] for k in sorted(picked)], strip)
         lat = stats.latency_summary()
 
         def ms(v: float | None) -> str:

@@ -12,7 +12,7 @@ import typer
 HELP = "Evaluate motion and rendering quality (JSON metrics)."
 
 #: Modules emostream.cli.eval_<name>, each with ``register(app: typer.Typer)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("motion", "lip")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("motion", "lip", "render")
 
 
 def register(app: typer.Typer) -> None:

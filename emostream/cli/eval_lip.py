@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         limit: int | None = typer.Option(None, "--limit", help="Evaluate at most N utterances."),
         seed: int = typer.Option(0, "--seed", help="EmoDiff sampling seed."),
+        pad_silence: float = typer.Option(
+            0.0, "--pad-silence", help="Add this many seconds of silence before and after each utterance."
+        ),
         plot: Path | None = typer.Option(
             None, "--plot", help="Write a jawOpen-vs-phones PNG of one utterance."
         ),
@@ -41,13 +44,15 @@ def register(app: typer.Typer) -> None:
         from emostream.engine.lip import LipRefiner
         from emostream.errors import InputError
         from emostream.training.corpus import load_corpus
-        from emostream.training.eval_lip import evaluate, plot_jaw, refine_sequence
+        from emostream.training.eval_lip import evaluate, pad_utterance, plot_jaw, refine_sequence
 
         torch.set_num_threads(1)
         split = "test_real" if real else "val"
         utts = list(load_corpus(data, split=split))[: limit if limit is not None else None]
         if not utts:
             raise InputError(f"no utterances in split {split!r}", data)
+        if pad_silence > 0:
+            utts = [pad_utterance(u, pad_silence) for u in utts]
         refiner = LipRefiner.load(ckpt, device=device, backend=backend)
         base_fn: Callable[[Utterance, np.ndarray], np.ndarray] | None = None
         if motion != "none":
@@ -67,6 +72,7 @@ def register(app: typer.Typer) -> None:
         doc = {
             "split": split,
             "utterances": len(utts),
+            "pad_silence_s": pad_silence,
             "lookahead_ms": refiner.cfg.lookahead_ms,
             "refiner_on": {**res["on"], "refiner": True},
             **({"refiner_off": {**res["off"], "refiner": False}} if "off" in res else {}),

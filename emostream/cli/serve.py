@@ -36,7 +36,6 @@ def register(app: typer.Typer) -> None:
         from emostream.arkit import EmotionStyle
         from emostream.engine.pipeline import Engine, EngineConfig
         from emostream.engine.session import Session
-        from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy
         from emostream.streaming.webrtc.ice import rtc_configuration
         from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
         from emostream.streaming.webrtc.server import serve as run_server
@@ -47,9 +46,13 @@ def register(app: typer.Typer) -> None:
         engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device))
         engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
         cfg = ServerConfig(
-            host=host, port=port, max_sessions=max_sessions, ice_servers=tuple(ice_server), fps=engine.fps
+            host=host,
+            port=port,
+            max_sessions=max_sessions,
+            ice_servers=tuple(ice_server),
+            fps=engine.fps,
+            frame_size=size,
         )
-        apply_video_policy(VideoPolicy(size, size, engine.fps))
 
         def new_session(portrait: Path | None, style: EmotionStyle) -> Session:
             return engine.new_session(portrait if portrait is not None else image, emotion=style)

@@ -43,6 +43,9 @@ class StreamOptions:
     device: str = "cpu"
     control_port: int | None = None
     keys: bool = False
+    motion: Path | None = None
+    steps: int | None = None
+    checkpoint: Path | None = None
     extra_sinks: list[Any] = field(default_factory=list)
 
 
@@ -135,7 +138,13 @@ async def _run(o: StreamOptions) -> Any:
     from emostream.streaming.runner import run_live
 
     source = _source(o)
-    engine = Engine.load(EngineConfig(renderer=o.renderer, size=o.size, device=o.device))
+    engine = Engine.load(
+        EngineConfig(
+            renderer=o.renderer, size=o.size, device=o.device, steps=o.steps,
+            motion_path=None if o.motion is None else str(o.motion),
+            renderer_checkpoint=None if o.checkpoint is None else str(o.checkpoint),
+        )
+    )  # fmt: skip
     session = engine.new_session(
         o.image, emotion=EmotionStyle.parse(o.emotion), seed=o.seed,
         config=SessionConfig(realtime=not o.fast),
@@ -223,6 +232,13 @@ def register(app: typer.Typer) -> None:
         control_port: int | None = typer.Option(
             None, "--control-port", help="Serve HTTP emotion control here."
         ),
+        motion: Path | None = typer.Option(
+            None, "--motion", help="EmoDiff checkpoint (default: shipped weights)."
+        ),
+        steps: int | None = typer.Option(None, "--steps", help="Sampler steps (default: the checkpoint's)."),
+        checkpoint: Path | None = typer.Option(
+            None, "--checkpoint", help="FOMM checkpoint for --renderer fomm."
+        ),
     ) -> None:
         """Stream a live avatar from a microphone, file or pipe into mp4 / camera / ARKit outputs."""
         if list_devices_:
@@ -235,6 +251,7 @@ def register(app: typer.Typer) -> None:
                 image=image, audio=audio, mic=mic, mic_device=mic_device, rate=rate, fast=fast, out=out,
                 camera=camera, camera_device=camera_device, play=play, wav=wav, arkit_osc=arkit_osc,
                 arkit_csv=arkit_csv, arkit_json=arkit_json, emotion=emotion, seed=seed, renderer=renderer,
-                size=size, device=device, control_port=control_port,
+                size=size, device=device, control_port=control_port, motion=motion, steps=steps,
+                checkpoint=checkpoint,
             )
         )  # fmt: skip

@@ -22,7 +22,7 @@ Why this representation
 * **Normalisation without clip statistics.** Streaming cannot see the whole clip, so the
   features are standardised by fixed per-band constants (``FEATURE_MEAN``/``FEATURE_STD``,
   measured once on TTS speech at normal level, see ``_stats``); digital silence maps to a
-  finite floor (power floor 1e-8 ≈ −80 dB).
+  finite floor (power floor 1e-8, about 120 dB below a full-scale tone).
 * **Latency.** A frame is complete once the last sub-frame's window (centre + 200 samples)
   is available: ``lookahead_samples`` = 120 samples (7.5 ms) at 25 fps, 134 at 30 fps.
   Before the first sample and after the last (at ``flush``) the signal is zero.
@@ -65,7 +65,7 @@ def mel_filterbank() -> np.ndarray:
 
 _WINDOW = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(WIN_LENGTH) / WIN_LENGTH)  # periodic Hann
 _WINDOW_POWER = float(np.sum(_WINDOW**2))
-_MEL = mel_filterbank() * (SAMPLE_RATE / 2.0)  # scaled so that a full-scale tone lands near 0 dB
+_MEL = mel_filterbank() * (SAMPLE_RATE / 2.0)  # a full-scale 1 kHz sine peaks at ln 9.0 (39 dB)
 
 # Per-band statistics of raw log-mel on speech (frames within 50 dB of each clip's loudest),
 # measured once with ``python -m emostream.engine.features FILES`` on 10 clips: two English

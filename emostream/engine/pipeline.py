@@ -200,6 +200,9 @@ class EngineConfig:
     backend: str = "torch"
     refiner: bool = True
     paste_back: bool = False
+    #: FOMM checkpoint (and its config) for renderer="fomm".
+    renderer_checkpoint: str | None = None
+    renderer_config: str | None = None
 
     def __post_init__(self) -> None:
         check_fps(self.fps)
@@ -241,10 +244,10 @@ class Engine:
         def make_renderer(prepared: Any) -> Renderer:
             return create_renderer(
                 cfg.renderer, prepared, size=cfg.size, device=cfg.device,
-                paste_back=cfg.paste_back,
+                paste_back=cfg.paste_back, checkpoint=cfg.renderer_checkpoint, config=cfg.renderer_config,
             )  # fmt: skip
 
-        return cls(
+        engine = cls(
             motion_model=motion,
             renderer_factory=make_renderer,
             featurizer_factory=features.Featurizer,
@@ -256,6 +259,8 @@ class Engine:
             fps=cfg.fps,
             portrait_loader=lambda key: prepare_portrait(load_image(key), cfg.size, path=key),
         )
+        engine.warm_up()
+        return engine
 
     @property
     def latency_frames(self) -> int:
@@ -267,6 +272,12 @@ class Engine:
         """Algorithmic latency in seconds: audio look-ahead of the features/VAD + the motion
         model's frames (a frame's own duration included)."""
         return Fraction(self.lookahead_samples, SAMPLE_RATE) + Fraction(self.latency_frames, self.fps)
+
+    def warm_up(self, portrait: PortraitKey = None) -> None:
+        """Run every stage once (allocations, kernel selection) so a session's first frame
+        is not slowed by one-time costs."""
+        motion = offline_motion(self, np.zeros(SAMPLE_RATE // 2, np.float32))
+        self.renderer_for(portrait).render(motion[:1])
 
     def renderer_for(self, portrait: PortraitKey = None) -> Renderer:
         """The cached renderer of a portrait (None: the default portrait)."""

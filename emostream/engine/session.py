@@ -133,9 +133,11 @@ class SessionConfig:
 
     realtime: bool = True
     #: Time a frame's compute may take between its input deadline and its due time.
-    compute_margin_s: float = 0.06
+    compute_margin_s: float = 0.08
     #: How late live input may arrive before silence is fed in its place.
-    jitter_margin_s: float = 0.04
+    jitter_margin_s: float = 0.02
+    #: A frame that would be shown later than this after its due time is dropped instead.
+    late_tolerance_s: float = 0.02
     #: Bounded queue of finished frames between the worker and the consumer.
     max_queue_frames: int = 6
     #: Most audio that may wait unprocessed (push_audio beyond this raises InputError).
@@ -146,7 +148,7 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if self.max_queue_frames < 1 or self.step_frames < 1:
             raise ConfigError("max_queue_frames and step_frames must be >= 1")
-        if self.compute_margin_s < 0 or self.jitter_margin_s < 0:
+        if min(self.compute_margin_s, self.jitter_margin_s, self.late_tolerance_s) < 0:
             raise ConfigError("session margins must be >= 0")
 
 
@@ -433,7 +435,7 @@ class Session:
         if self.config.realtime and self._schedule is not None:
             due = self._schedule.frame_due(pts)
             await self.clock.sleep_until(due)
-            if rgb is not None and self.clock.now() > due + 1.0 / self.fps:
+            if rgb is not None and self.clock.now() > due + self.config.late_tolerance_s:
                 rgb = None  # late: never send a frame after its slot
                 with self._cond:
                     self.stats.dropped_frames += 1
@@ -620,7 +622,10 @@ class Session:
 
     def _render(self, row: np.ndarray, pts: int) -> np.ndarray | None:
         sched = self._schedule
-        late = sched is not None and self.clock.now() + self._render_est > sched.frame_due(pts)
+        late = (
+            sched is not None
+            and self.clock.now() + self._render_est > sched.frame_due(pts) + self.config.late_tolerance_s
+        )
         if self.config.realtime and late:
             with self._cond:
                 self.stats.dropped_frames += 1

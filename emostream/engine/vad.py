@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,9 @@ def silero_model_path() -> Path:
     (which imports torch)."""
     spec = importlib.util.find_spec("silero_vad")
     if spec is None or not spec.submodule_search_locations:
-        raise DependencyError("silero-vad is not installed; install it with: pip install --no-deps silero-vad")
+        raise DependencyError(
+            "silero-vad is not installed; install it with: pip install --no-deps silero-vad"
+        )
     for loc in spec.submodule_search_locations:
         p = Path(loc) / "data" / "silero_vad.onnx"
         if p.is_file():
@@ -40,10 +43,10 @@ def silero_model_path() -> Path:
     raise DependencyError("silero-vad is installed but its data/silero_vad.onnx is missing; reinstall it")
 
 
-_SESSION = None
+_SESSION: Any = None
 
 
-def _session():  # type: ignore[no-untyped-def]
+def _session() -> Any:
     """One shared single-threaded CPU session (the model is tiny; threads only add jitter)."""
     global _SESSION
     if _SESSION is None:
@@ -58,7 +61,9 @@ def _session():  # type: ignore[no-untyped-def]
         )
         names = {i.name for i in _SESSION.get_inputs()}
         if names != {"input", "state", "sr"}:
-            raise DependencyError(f"unexpected Silero VAD model inputs {sorted(names)}; expected input, state, sr")
+            raise DependencyError(
+                f"unexpected Silero VAD model inputs {sorted(names)}; expected input, state, sr"
+            )
     return _SESSION
 
 

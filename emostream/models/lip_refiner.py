@@ -13,7 +13,8 @@ emotional upper face is kept while the mouth follows the audio tightly.
   over the reference clip's non-mouth channels (eyes, brows, cheeks, nose, tongue, head: the mouth
   of a reference clip carries its own speech, not the emotion), mean-pooled over time.
 - **Head**: a per-frame MLP on [LSTM output, style vector] → 27 mouth values (clamped to [0, 1] by
-  the engine, not here, so training sees an unclipped signal).
+  the engine, not here, so training sees an unclipped signal) + a lip-closure logit that gates
+  mouthClose towards jawOpen (see ``LipRefiner.mouth``), so p/b/m close the lips fully.
 
 Shapes: B batch, T frames, F = ``feature_dim``, H = ``hidden``, D = ``style_dim``, M = 27.
 """
@@ -27,7 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from emostream.arkit import EMOTION_INDEX, NON_MOUTH_INDICES, NUM_EMOTIONS, NUM_MOUTH
+from emostream.arkit import (
+    BLENDSHAPE_INDEX,
+    EMOTION_INDEX,
+    MOUTH_INDICES,
+    NON_MOUTH_INDICES,
+    NUM_EMOTIONS,
+    NUM_MOUTH,
+)
 from emostream.config import DEFAULT_FPS, check_fps
 from emostream.errors import CheckpointError, ConfigError
 from emostream.training.checkpoint import (
@@ -40,6 +48,8 @@ from emostream.training.checkpoint import (
 #: Reference clips are encoded from these channels of the motion vector (everything but the mouth).
 CLIP_CHANNELS: tuple[int, ...] = NON_MOUTH_INDICES
 NEUTRAL = EMOTION_INDEX["neutral"]
+_JAW = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])  # positions inside the mouth subset
+_CLOSE = MOUTH_INDICES.index(BLENDSHAPE_INDEX["mouthClose"])
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class LipRefiner(nn.Module):
         self.head = nn.Sequential(
             nn.Linear(h + cfg.style_dim, cfg.head_hidden),
             nn.GELU(),
-            nn.Linear(cfg.head_hidden, cfg.mouth_dim),
+            nn.Linear(cfg.head_hidden, cfg.mouth_dim + 1),  # + the lip-closure logit
         )
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,8 +160,28 @@ class LipRefiner(nn.Module):
         out, new_state = self.lstm(x, state)  # [B, T, H]
         if style.dim() == 2:
             style = style[:, None, :].expand(b, t, -1)  # [B, T, D]
-        y = self.head(torch.cat([out, style], dim=-1))  # [B, T, M]
+        y, _ = self.mouth(torch.cat([out, style], dim=-1))  # [B, T, M]
         return y, (new_state[0], new_state[1])
+
+    def mouth(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z float[..., H + D] → (mouth float[..., M], closure logit float[...]).
+
+        Lip closure gate: the head also predicts how closed the lips are, p = σ(logit), and
+        mouthClose is raised by p · (jawOpen − mouthClose)⁺, so at p → 1 the lips meet exactly
+        (ARKit: mouthClose = jawOpen cancels the jaw's lip gap) instead of a regression's blur."""
+        h = self.head(z)  # [..., M + 1]
+        raw, logit = h[..., : self.cfg.mouth_dim], h[..., self.cfg.mouth_dim]
+        jaw, close = raw[..., _JAW], raw[..., _CLOSE]
+        closed = close + torch.sigmoid(logit) * torch.relu(jaw - close)  # [...]
+        y = torch.cat([raw[..., :_CLOSE], closed[..., None], raw[..., _CLOSE + 1 :]], dim=-1)
+        return y, logit
+
+    def forward_train(self, features: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As ``forward`` from a zero state, also returning the closure logits float[B, T]."""
+        x = self.in_proj((features - self.feat_mean) / self.feat_std)  # [B, T, H]
+        out, _ = self.lstm(x, self.initial_state(features.shape[0]))  # [B, T, H]
+        style = style[:, None, :].expand(-1, features.shape[1], -1)  # [B, T, D]
+        return self.mouth(torch.cat([out, style], dim=-1))
 
     def step(
         self, feature: torch.Tensor, style: torch.Tensor, h: torch.Tensor, c: torch.Tensor
@@ -172,7 +202,7 @@ class LipRefiner(nn.Module):
             x = torch.sigmoid(o) * torch.tanh(ck)  # [B, H]
             hs.append(x)
             cs.append(ck)
-        y = self.head(torch.cat([x, style], dim=-1))  # [B, M]
+        y, _ = self.mouth(torch.cat([x, style], dim=-1))  # [B, M]
         return y, torch.stack(hs), torch.stack(cs)
 
 

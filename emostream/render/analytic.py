@@ -17,6 +17,7 @@ import numpy as np
 
 from emostream.arkit import MOTION_DIM, neutral_vector
 from emostream.render import topology as tp
+from emostream.render.eyes import Eyelids
 from emostream.render.motion_transfer import movement_scale, relative_keypoints
 from emostream.render.mouth import InnerMouth
 from emostream.render.pasteback import PasteBack
@@ -41,7 +42,8 @@ class AnalyticRenderer:
         self.scale = movement_scale(self.kp_source, self.kp_neutral)
         self.warp = MeshWarp.build(portrait.landmarks, self.size, step=step)
         self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks)
-        self.paste = PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask()) if paste_back else None
+        self.eyelids = Eyelids(portrait.crop, portrait.landmarks)
+        self.paste = PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask(), portrait.crop) if paste_back else None
         self._rig_renderer: RigRenderer | None = None
         if self.paste is not None:
             self.height, self.width = portrait.image.shape[:2]
@@ -62,6 +64,7 @@ class AnalyticRenderer:
         assert self.warp.last_points is not None
         kp_used = self.warp.last_points[: self.warp.n_face]
         self.mouth.draw(frame, motion_row, kp_used[_UPPER_INNER], kp_used[_LOWER_INNER])
+        self.eyelids.draw(frame, kp_used)
         return frame
 
     def render(self, motion: np.ndarray) -> np.ndarray:

@@ -101,6 +101,8 @@ class _Author:
         oval = v[list(tp.FACE_OVAL)]
         self.head_pivot = np.array([0.0, oval[:, 1].mean(), oval[:, 2].mean()])
         self.left = x > 1e-3  # the subject's left half (image right)
+        # the lower face, below the nose: where mouth shapes may act
+        self.lower_face = smoothstep(y, float(v[tp.NOSE_TIP, 1]) + 0.02, float(v[tp.NOSE_TIP, 1]) + 0.12)
         self.side_left = smoothstep(x, -0.06, 0.06)
 
     # --- helpers ------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ class _Author:
 
     def corner(self, dx: float, dy: float, dz: float, sigma: float) -> np.ndarray:
         c = self.v[tp.MOUTH_CORNER_LEFT]
-        w = gauss(self.v, c, sigma) * self.side_left
+        w = gauss(self.v, c, sigma) * self.side_left * self.lower_face
         return w[:, None] * np.array([dx, dy, dz])
 
     # --- the shapes (left side or central) ----------------------------------------------------
@@ -180,7 +182,7 @@ class _Author:
         out["mouthClose"] = d
         # funnel: lips pushed forward and flared into an "O"; corners come in
         d = self.zeros()
-        mouth = gauss(v, (0.0, self.corner_y), 0.28)
+        mouth = gauss(v, (0.0, self.corner_y), 0.28) * self.lower_face
         d[:, 0] = -0.07 * x / self.mouth_half_width * mouth
         d[:, 2] = -0.08 * mouth
         d[:, 1] += np.where(self.lower_lip, 0.07 * (0.4 + 0.6 * self.profile), 0.0)
@@ -188,11 +190,12 @@ class _Author:
         out["mouthFunnel"] = d
         # pucker: corners strongly in, lips forward, lips stay closed
         d = self.zeros()
-        d[:, 0] = -0.11 * x / self.mouth_half_width * gauss(v, (0.0, self.corner_y), 0.25)
-        d[:, 2] = -0.10 * gauss(v, (0.0, self.corner_y), 0.25)
+        pucker = gauss(v, (0.0, self.corner_y), 0.25) * self.lower_face
+        d[:, 0] = -0.11 * x / self.mouth_half_width * pucker
+        d[:, 2] = -0.10 * pucker
         out["mouthPucker"] = d
         d = self.zeros()
-        d[:, 0] = 0.08 * gauss(v, (0.0, self.corner_y + 0.05), 0.22)
+        d[:, 0] = 0.08 * gauss(v, (0.0, self.corner_y + 0.05), 0.22) * self.lower_face
         out["mouthLeft"] = d
         smile = self.corner(0.07, -0.10, 0.03, 0.17)
         cheek = gauss(v, (0.42, 0.32), 0.14) * self.left
@@ -254,7 +257,7 @@ class _Author:
         # cheeks and nose
         d = self.zeros()
         for sx in (1.0, -1.0):
-            w = gauss(v, (0.42 * sx, 0.58), 0.18)
+            w = gauss(v, (0.42 * sx, 0.58), 0.18) * self.lower_face
             d[:, 0] += 0.06 * sx * w
             d[:, 2] += -0.04 * w
         out["cheekPuff"] = d

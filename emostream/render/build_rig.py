@@ -93,9 +93,9 @@ def mirror_map(v: np.ndarray) -> np.ndarray:
 
 
 def reference_shape() -> tuple[np.ndarray, np.ndarray]:
-    from emostream.render.portrait import test_face_images
+    from emostream.render.portrait import sample_faces
 
-    shapes = [to_head_frame(detect_landmarks(img)) for name, img in test_face_images() if name != "derived"]
+    shapes = [to_head_frame(detect_landmarks(img)) for name, img in sample_faces() if name != "derived"]
     v = np.mean(shapes, axis=0)
     mirror = mirror_map(v)
     flipped = v[mirror] * np.array([-1.0, 1.0, 1.0])

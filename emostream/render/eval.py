@@ -4,7 +4,8 @@ Metrics (JSON):
 - ``lip_gap_corr``: Pearson r of the re-detected inner-lip gap (13–14, ÷ eye-corner distance) with
   the commanded jawOpen over the jaw sweep;
 - ``blink_closure``: 1 − (eye opening at full blink ÷ eye opening at rest), both eyes; the opening
-  is the lid distance perpendicular to the eye-corner line (three central landmark pairs);
+  is the lid distance across the eye (three central pairs) from mediapipe's eye-contour model
+  (``iris_landmark.tflite``, run on each eye as mediapipe does);
 - ``smile_corr``: r of the mouth-corner lift (lip centre y − corner y, ÷ eye distance) with the
   commanded smile over the smile segment;
 - ``head_yaw_corr``: r of the yaw estimated from the landmarks with the commanded yaw;
@@ -29,7 +30,14 @@ import numpy as np
 from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM
 from emostream.render import topology as tp
 from emostream.render.analytic import AnalyticRenderer
-from emostream.render.face import detect_landmarks, estimate_yaw_deg, track_landmarks
+from emostream.render.face import (
+    EYE_LOWER_SLICE,
+    EYE_UPPER_SLICE,
+    detect_landmarks,
+    estimate_yaw_deg,
+    eyelid_contours,
+    track_landmarks,
+)
 from emostream.render.portrait import prepare_portrait
 
 
@@ -117,6 +125,20 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def lid_opening(frame: np.ndarray, lm: np.ndarray) -> float:
+    """Mean lid distance (px) of both eyes from mediapipe's dedicated eye-contour model (the
+    face-mesh model itself barely follows closed lids): the three central upper/lower pairs,
+    measured across the eye."""
+    vals = []
+    for c in eyelid_contours(frame, lm):
+        lower, upper = c[EYE_LOWER_SLICE], c[EYE_UPPER_SLICE]
+        axis = lower[-1] - lower[0]
+        axis /= np.linalg.norm(axis) + 1e-9
+        normal = np.array([-axis[1], axis[0]])
+        vals += [abs(float(np.dot(lower[k + 1] - upper[k], normal))) for k in (2, 3, 4)]
+    return float(np.mean(vals))
+
+
 def eye_opening(lms: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
     """float[T]: lid distance across the eye (perpendicular to the corner-to-corner line), mean of
     the three central upper/lower landmark pairs, in px."""
@@ -171,7 +193,7 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     lms = np.stack(marks)
     iod = np.linalg.norm(lms[:, tp.EYE_LEFT_CORNERS[1], :2] - lms[:, tp.EYE_RIGHT_CORNERS[0], :2], axis=1)
     gap = np.linalg.norm(lms[:, tp.LIP_LOWER_MID, :2] - lms[:, tp.LIP_UPPER_MID, :2], axis=1) / iod
-    eye = (eye_opening(lms, tp.EYE_RIGHT_UPPER, tp.EYE_RIGHT_LOWER) + eye_opening(lms, tp.EYE_LEFT_UPPER, tp.EYE_LEFT_LOWER)) / (2 * iod)
+    eye = np.array([lid_opening(f, x) for f, x in zip(frames, lms, strict=True)]) / iod
     centre_y = (lms[:, tp.LIP_UPPER_MID, 1] + lms[:, tp.LIP_LOWER_MID, 1]) / 2
     corner_y = (lms[:, tp.MOUTH_CORNER_LEFT, 1] + lms[:, tp.MOUTH_CORNER_RIGHT, 1]) / 2
     lift = (centre_y - corner_y) / iod

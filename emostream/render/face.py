@@ -299,3 +299,36 @@ def track_landmarks(img: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, 
     """Landmarks on a video frame from the previous frame's landmarks (no detector run)."""
     lm, presence = landmarks_in_roi(img, roi_from_landmarks(previous))
     return lm, presence
+
+
+# ----------------------------------------------------------------------------- eyelids (iris model)
+
+IRIS_INPUT = 64
+#: The iris model's first 16 eye-contour points: lower lid 0..8 (outer → inner corner), upper 9..15.
+EYE_LOWER_SLICE = slice(0, 9)
+EYE_UPPER_SLICE = slice(9, 16)
+
+
+def eyelid_contours(img: np.ndarray, lm: np.ndarray) -> list[np.ndarray]:
+    """Refined eyelid contours from mediapipe's iris/eye-contour model (``iris_landmark.tflite``),
+    run on a crop around each eye (2.3× the corner distance, eye line horizontal; the left eye is
+    mirrored, as the model expects a right eye). Returns [right, left], each float32[16, 2] in
+    image px: lower lid 0..8, upper lid 9..15."""
+    out = []
+    for corners, flip in (((33, 133), False), ((263, 362), True)):
+        p0, p1 = lm[corners[0], :2], lm[corners[1], :2]
+        ang = float(np.arctan2(p1[1] - p0[1], p1[0] - p0[0]))
+        if flip:  # outer → inner runs right-to-left for the left eye
+            ang = float(np.arctan2(p0[1] - p1[1], p0[0] - p1[0]))
+        roi = Roi(((p0 + p1) / 2).astype(np.float32), float(np.linalg.norm(p1 - p0)) * 2.3, -ang)
+        m = roi.affine(IRIS_INPUT)
+        crop = cv2.warpAffine(img, m, (IRIS_INPUT, IRIS_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if flip:
+            crop = crop[:, ::-1]
+        contour, _ = _model("iris_landmark/iris_landmark.tflite")(crop.astype(np.float32) / 255.0)
+        pts = contour.reshape(71, 3)[:16, :2].copy()
+        if flip:
+            pts[:, 0] = IRIS_INPUT - pts[:, 0]
+        inv = cv2.invertAffineTransform(m)
+        out.append((pts @ inv[:, :2].T + inv[:, 2]).astype(np.float32))
+    return out

@@ -66,7 +66,7 @@ class FommRenderer:
         self,
         source: np.ndarray,
         rig: RigSource,
-        model: FommModel,
+        model: FommModel | FommBackend,
         *,
         backend: str = "torch-cpu",
         dtype: str = "fp32",
@@ -75,8 +75,15 @@ class FommRenderer:
         out_size: int | None = None,
     ) -> None:
         """source: uint8[S, S, 3] portrait crop (T); rig: draws In / It on the same crop geometry;
-        paste: optional callable uint8[S, S, 3] -> full-photo frame (the analytic paste-back)."""
-        cfg: FommConfig = model.config
+        paste: optional callable uint8[S, S, 3] -> full-photo frame (the analytic paste-back).
+        model: a loaded FommModel (a backend is created) or a backend shared by several sessions
+        (weights held once; see :func:`render_sessions`)."""
+        if isinstance(model, FommModel):
+            self.backend: FommBackend = create_backend(model, backend, dtype=dtype)
+            cfg: FommConfig = model.config
+        else:
+            self.backend = model
+            cfg = model.config
         if cfg.num_channels != 3:
             raise ConfigError(f"the FOMM renderer needs an RGB model, config has {cfg.num_channels} channels")
         if batch_size < 1:
@@ -87,7 +94,6 @@ class FommRenderer:
         self.rig = rig
         self.batch_size = batch_size
         self.paste = paste
-        self.backend: FommBackend = create_backend(model, backend, dtype=dtype)
         self.source = self.backend.prepare_source(to_tensor(source, self.side))  # cached per portrait
         self.kp_initial: Keypoints = self.backend.detect(to_tensor(rig.rig_render_neutral(), self.side))
         self.scale = movement_scale(self.source.kp, self.kp_initial, cfg.normalization.adapt_movement_scale)
@@ -142,3 +148,23 @@ class FommRenderer:
             for j, f in enumerate(frames):
                 out[i + j] = self.paste(f) if self.paste is not None else f
         return out
+
+
+def render_sessions(renderers: list[FommRenderer], motions: list[np.ndarray]) -> list[np.ndarray]:
+    """Render one chunk of motion for each of several sessions that share one backend, batching
+    their generator passes together (torch backends: one forward when the chunk sizes match)."""
+    if not renderers:
+        return []
+    backend = renderers[0].backend
+    if any(r.backend is not backend for r in renderers):
+        raise ConfigError("render_sessions needs renderers that share one backend")
+    kps = [
+        r.driving_keypoints(np.atleast_2d(np.asarray(m, np.float32)))
+        for r, m in zip(renderers, motions, strict=True)
+    ]
+    preds = backend.animate_many([r.source for r in renderers], kps)
+    out = []
+    for r, p in zip(renderers, preds, strict=True):
+        frames = to_uint8(p, r.crop_size)
+        out.append(np.stack([r.paste(f) for f in frames]) if r.paste is not None else frames)
+    return out

@@ -27,7 +27,7 @@ from emostream.render.rig import Rig
 
 _SHIFT = 4
 #: Tooth boundaries along the arch, in head-frame x at the front (incisors narrow, then wider).
-_TOOTH_EDGES = np.array([-0.30, -0.24, -0.18, -0.125, -0.07, 0.0, 0.07, 0.125, 0.18, 0.24, 0.30])
+_TOOTH_EDGES = np.array([-0.30, -0.20, -0.13, -0.065, 0.0, 0.065, 0.13, 0.20, 0.30])
 #: Lips must be this many pixels further apart than in the photo for the mouth to be fully drawn.
 OPEN_RAMP_PX = (0.5, 3.0)
 
@@ -56,6 +56,9 @@ class InnerMouth:
         self.upper_gaps = np.stack([_arch(x, y_up_edge, z_front), _arch(x, y_up_edge - 0.11, z_front + 0.01)], 1)
         self.lower_gaps = np.stack([_arch(x, y_lo_edge, z_front + 0.02), _arch(x, y_lo_edge + 0.10, z_front + 0.03)], 1)
         self.tongue_center = np.array([0.0, y_lo_edge + 0.06, z_front + 0.16])
+        self.mouth_center = np.array([0.0, closed_mid + 0.06, z_front])
+        half_width = float(v[tp.MOUTH_CORNER_LEFT, 0] - v[tp.MOUTH_CORNER_RIGHT, 0]) / 2
+        self.shade_radius = np.array([half_width, 0.2]) * rig.scale
         # colours from the photo: lips (median of the lip bodies), skin brightness
         lm = landmarks[:, :2]
         mask = np.zeros(crop.shape[:2], np.uint8)
@@ -65,7 +68,7 @@ class InnerMouth:
         light = float(np.clip(cheek.mean() / 150.0, 0.55, 1.1))
         self.cavity = np.clip(lip * np.array([0.32, 0.16, 0.16]) * light + 6, 0, 255)
         self.tongue = np.clip(lip * np.array([0.85, 0.55, 0.58]) * light, 0, 255)
-        self.tooth = np.clip(np.array([236.0, 229, 214]) * light, 0, 255)
+        self.tooth = np.clip(np.array([218.0, 208, 192]) * light, 0, 255)
         self.gum = np.clip(lip * np.array([0.9, 0.55, 0.55]), 0, 255)
         self.src_gap = float(np.linalg.norm(lm[tp.LIP_LOWER_MID] - lm[tp.LIP_UPPER_MID]))
 
@@ -96,8 +99,9 @@ class InnerMouth:
         fx = lambda p: np.round((p[..., :2] - off) * (1 << _SHIFT)).astype(np.int32)  # noqa: E731
         # cavity with depth shading: darker towards the back (the polygon's centre and bottom)
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        c = poly.mean(0) - off
-        r = np.maximum(poly.max(0) - poly.min(0), 1.0) / 2
+        # shading is anchored to the skull (not to the lips), so teeth keep their shade as lips move
+        c = self._project(self.mouth_center[None], motion, jaw=False)[0, :2] - off
+        r = self.shade_radius
         depth = np.clip(((xx - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2, 0, 1)
         shade = (0.45 + 0.55 * depth)[..., None]
         roi = (self.cavity * shade).astype(np.uint8)
@@ -121,7 +125,7 @@ class InnerMouth:
             cv2.polylines(roi, [fx(g)], False, self.gum.tolist(), 1, cv2.LINE_AA, _SHIFT)
             gp = self._project(gaps, m, jaw)
             for k in range(len(gp)):
-                cv2.line(roi, tuple(fx(gp[k, 0])), tuple(fx(gp[k, 1])), (self.tooth * 0.62).tolist(), 1, cv2.LINE_AA, _SHIFT)
+                cv2.line(roi, tuple(fx(gp[k, 0])), tuple(fx(gp[k, 1])), (self.tooth * 0.8).tolist(), 1, cv2.LINE_AA, _SHIFT)
         # side teeth recede into shadow
         side = np.clip(np.abs(xx - c[0]) / r[0], 0, 1)[..., None]
         roi = (roi * (1.0 - 0.45 * side**2)).astype(np.float32)

@@ -1,9 +1,10 @@
 """Paste a rendered crop back into the full-size photo with a feathered, static mask.
 
-The mask is the warp's moving region (inside the static ring), feathered, so pixels that can
-change are blended in and everything else is the untouched photo; the mask does not depend on
-the motion, so the seam cannot move with the head. Only the crop's bounding box in the photo is
-touched per frame.
+What is pasted is the *change* the renderer made to the crop (rendered − source crop), mapped
+back into the photo and added under a feathered mask of the warp's moving region. At rest the
+change is zero, so the photo comes back bit-exact (no resampling blur from the crop's round trip);
+the mask does not depend on the motion, so the seam cannot move with the head. Only the crop's
+bounding box in the photo is touched per frame.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import numpy as np
 
 
 class PasteBack:
-    def __init__(self, image: np.ndarray, crop_affine: np.ndarray, ring_mask: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, crop_affine: np.ndarray, ring_mask: np.ndarray, source_crop: np.ndarray) -> None:
         self.image = image
+        self.source_crop = source_crop.astype(np.float32)
         h, w = image.shape[:2]
         inv = cv2.invertAffineTransform(crop_affine)
         s = ring_mask.shape[0]
@@ -32,7 +34,8 @@ class PasteBack:
         out = self.image.copy()
         if x1 <= x0 or y1 <= y0:
             return out
-        warped = cv2.warpAffine(crop, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        change = crop.astype(np.float32) - self.source_crop
+        warped = cv2.warpAffine(change, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         region = out[y0:y1, x0:x1]
-        region[:] = (region * (1 - self.mask) + warped * self.mask + 0.5).astype(np.uint8)
+        region[:] = np.clip(region + warped * self.mask + 0.5, 0, 255).astype(np.uint8)
         return out

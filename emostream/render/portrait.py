@@ -71,7 +71,7 @@ def derived_test_face() -> np.ndarray:
     return np.asarray(warped * mask + bg * (1 - mask)).astype(np.uint8)
 
 
-def test_face_images() -> list[tuple[str, np.ndarray]]:
+def sample_faces() -> list[tuple[str, np.ndarray]]:
     """The three faces the render tests and ``eval render`` use by default."""
     return [("astronaut", default_portrait()), ("grace_hopper", _grace_hopper()), ("derived", derived_test_face())]
 

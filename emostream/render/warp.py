@@ -27,6 +27,8 @@ from scipy.spatial import Delaunay
 from emostream.render import topology as tp
 
 RING_SCALE = 1.55
+#: Per-round damping of folded vertices' displacement in ``fold_guard``.
+SHRINK = 0.8
 MIN_OPENING_PX = 0.6
 _SHIFT = 4  # fixed-point bits for cv2 rasterisation
 
@@ -170,6 +172,11 @@ class MeshWarp:
         adj.data[:] = 1.0
         deg = np.maximum(np.asarray(adj.sum(1)).ravel(), 1.0)  # vertices off the mesh: 0 rows
         self._avg = (adj.multiply(1.0 / deg[:, None])).tocsr()  # neighbour mean
+        on = np.zeros(n, bool)
+        for up, lo in opening_pairs():
+            on[list(up + lo)] = True
+        on[self.n_face : self.n_dynamic] = True  # contour extras
+        self._on_opening = on
         self._min_area = np.maximum(0.004 * signed_areas(self.source, t), 1e-4)
 
     def flipped(self, pts: np.ndarray) -> np.ndarray:
@@ -178,10 +185,12 @@ class MeshWarp:
 
     def fold_guard(self, pts: np.ndarray, iters: int = 40) -> tuple[np.ndarray, float]:
         """Make the driven mesh fold-free. A 2D warp cannot show occlusion, so where the projected
-        rig folds (a cheek turning away, lip corners pinched) the displacement is relaxed locally:
-        the folded triangles' vertices and their neighbours take their neighbours' mean
-        displacement, repeated until nothing is folded. If that does not converge, the remaining
-        motion is scaled by the largest α keeping every triangle unflipped (bisection).
+        rig folds (a cheek turning away, lip corners pinched) the motion is fixed locally, round by
+        round, on the folded triangles' vertices: lip and lid contour points have their
+        displacement scaled by ``SHRINK`` (never mixing motion across an opening), other points
+        take their neighbours' mean displacement (smooths a silhouette fold). If it has not
+        converged after ``iters`` rounds, the whole motion is scaled by the largest α keeping
+        every triangle unflipped (bisection).
         Returns (points, α); α = 1 unless the fallback was needed."""
         bad = self.flipped(pts)
         if not bad.any():
@@ -189,9 +198,11 @@ class MeshWarp:
         d = pts - self.source
         for _ in range(iters):
             verts = np.unique(self.triangles[bad])
-            verts = np.unique(self._avg[verts].indices)  # grow by one ring
             verts = verts[verts < self.n_dynamic]  # the ring stays static
-            d[verts] = self._avg[verts] @ d
+            opening = self._on_opening[verts]
+            d[verts[opening]] *= SHRINK
+            smooth = verts[~opening]
+            d[smooth] = self._avg[smooth] @ d
             bad = self.flipped(self.source + d)
             if not bad.any():
                 return self.source + d, 1.0

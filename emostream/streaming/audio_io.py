@@ -35,8 +35,14 @@ MSG_EMPTY = "file is empty (0 bytes)"
 MSG_NOT_AUDIO = "not an audio file (FFmpeg cannot read it)"
 MSG_NO_STREAM = "contains no audio stream"
 MSG_NO_SAMPLES = "contains no audio samples"
-MSG_TRUNCATED_WAV = "truncated WAV: the header declares {declared:.3f} s of audio but the file holds {held:.3f} s"
+MSG_TRUNCATED_WAV = (
+    "truncated WAV: the header declares {declared:.3f} s of audio but the file holds {held:.3f} s"
+)
+MSG_TRUNCATED = "truncated: the header declares {declared:.3f} s of audio but only {held:.3f} s decode"
 MSG_CORRUPT = "corrupt audio: decoding failed at {at:.3f} s"
+#: Containers whose header states the exact duration (others, e.g. MP3 without a Xing header,
+#: only estimate it from the bit rate, so a shortfall there proves nothing).
+_EXACT_DURATION_CONTAINERS = ("matroska,webm", "flac", "mov,mp4,m4a,3gp,3g2,mj2")
 MSG_NONFINITE = "audio contains NaN or infinite samples (first at {at:.3f} s)"
 MSG_TOO_LONG = "audio is {seconds:.1f} s long; the limit is {limit:.1f} s"
 
@@ -143,12 +149,18 @@ def resample(pcm: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarr
 
 class StreamResampler:
     """Streaming soxr resampler for mono float32: ``push`` chunks of any size, then ``flush``.
-    The concatenated output has ``round(n_in * sr_out / sr_in)`` samples after ``flush``."""
+    The concatenated output has ``round(n_in * sr_out / sr_in)`` samples after ``flush``.
+    The output does not depend on the chunking, bit for bit (soxr processes a fixed internal
+    block grid; checked by tests/test_audio_io.py at 8-96 kHz)."""
 
     def __init__(self, sr_in: int, sr_out: int = SAMPLE_RATE) -> None:
         if sr_in <= 0 or sr_out <= 0:
             raise ValueError(f"sample rates must be positive, got {sr_in} → {sr_out}")
         self.sr_in, self.sr_out = int(sr_in), int(sr_out)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop buffered input and start a new stream."""
         self._rs = (
             None
             if self.sr_in == self.sr_out
@@ -162,9 +174,12 @@ class StreamResampler:
         return np.asarray(self._rs.resample_chunk(x, last=False), dtype=np.float32)
 
     def flush(self) -> np.ndarray:
+        """Return the buffered tail and reset, so the next ``push`` starts a new stream."""
         if self._rs is None:
             return np.zeros(0, dtype=np.float32)
-        return np.asarray(self._rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True), dtype=np.float32)
+        tail = np.asarray(self._rs.resample_chunk(np.zeros(0, dtype=np.float32), last=True), dtype=np.float32)
+        self.reset()
+        return tail
 
 
 #: Decoded frames are gathered into blocks of at least this many samples (at the file's rate)
@@ -236,11 +251,19 @@ def _decoded_mono(p: Path, max_seconds: float) -> Iterator[tuple[np.ndarray, int
                     n_pending = 0
                     yield block(), rate
         except av.error.FFmpegError as e:
-            raise AudioError(MSG_CORRUPT.format(at=n_done / rate), p) from e
+            at = (n_done + sum(x.shape[0] for x in pending)) / rate
+            raise AudioError(MSG_CORRUPT.format(at=at), p) from e
         if pending:
             yield block(), rate
         if n_done == 0:
             raise AudioError(MSG_NO_SAMPLES, p)
+        held = n_done / rate
+        if (
+            declared is not None
+            and c.format.name in _EXACT_DURATION_CONTAINERS
+            and held < declared - max(0.1, 0.02 * declared)
+        ):
+            raise AudioError(MSG_TRUNCATED.format(declared=declared, held=held), p)
 
 
 def _iter_16k(p: Path, max_seconds: float) -> Iterator[np.ndarray]:

@@ -25,7 +25,7 @@ MSG_MISSING = "file not found"
 MSG_DIRECTORY = "is a directory, not an image"
 MSG_EMPTY = "file is empty (0 bytes)"
 MSG_NOT_IMAGE = "not an image file (Pillow cannot identify it)"
-MSG_TRUNCATED = "truncated or corrupt image ({detail})"
+MSG_TRUNCATED = "truncated or corrupt image data"
 MSG_TOO_LARGE = "image is {w}×{h} = {n:,} pixels; the limit is {limit:,} pixels"
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
@@ -64,7 +64,7 @@ def _open(p: Path, max_pixels: int) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise ImageError(f"image is too large (Pillow: {e})", p) from e
     except OSError as e:
-        raise ImageError(MSG_TRUNCATED.format(detail=str(e).split(":")[0]), p) from e
+        raise ImageError(MSG_TRUNCATED, p) from e
     w, h = im.size
     if w * h > max_pixels:
         im.close()
@@ -111,7 +111,7 @@ def load_image_rgb(path: str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> n
             im.load()
             im2 = ImageOps.exif_transpose(im) or im
         except (OSError, SyntaxError, ValueError) as e:
-            raise ImageError(MSG_TRUNCATED.format(detail=str(e).split(":")[0] or type(e).__name__), p) from e
+            raise ImageError(MSG_TRUNCATED, p) from e
         conv = _conversion(im2)
         if _has_alpha(im2):
             log.warning("%s: %s (transparent areas become white)", p, conv)

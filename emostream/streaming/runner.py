@@ -138,6 +138,7 @@ async def run_live(
                 break
     finally:
         session.stop()
+        await asyncio.to_thread(session.join, 10.0)  # never leave inference running at exit
         if not feeder.done():
             feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)

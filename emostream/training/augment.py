@@ -112,8 +112,9 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, kind: str)
     elif kind == "hum":
         t = np.arange(n) / SAMPLE_RATE
         f = float(rng.choice([50.0, 60.0]))
-        noise = sum(np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.3)) / h for h in (1, 2, 3, 5))
-        noise = noise + 0.1 * white
+        noise = 0.1 * white
+        for h in (1, 2, 3, 5):
+            noise = noise + np.sin(2 * np.pi * f * h * t + rng.uniform(0, 6.3)) / h
     else:  # babble: speech-shaped noise with a syllable-rate envelope
         sos = signal.butter(2, [200, 3000], btype="bandpass", fs=SAMPLE_RATE, output="sos")
         env = np.abs(signal.lfilter([1.0], [1.0, -0.999], rng.standard_normal(n)))

@@ -18,7 +18,9 @@ Functions other evaluators call (``emostream eval motion`` uses them for its ref
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +117,25 @@ def lip_metrics(preds: Sequence[np.ndarray], utts: Sequence[Utterance]) -> dict[
         "n_silences": n_sil,
         "n_utterances": len(utts),
     }
+
+
+def pad_utterance(u: Utterance, seconds: float) -> Utterance:
+    """``u`` with ``seconds`` of digital silence before and after (whole frames): phones shifted,
+    a "sil" phone on each pad, targets holding their first/last frame. For measuring rest in
+    long pauses, which corpus utterances rarely contain."""
+    k = round(seconds * u.fps)
+    k -= k % (u.fps // math.gcd(SAMPLE_RATE, u.fps))  # whole samples per pad
+    s = k * SAMPLE_RATE // u.fps
+    if k <= 0:
+        return u
+    audio = np.concatenate([np.zeros(s, np.float32), u.audio, np.zeros(s, np.float32)])
+    phones = [Phone(0, s, "sil", "sil")]
+    phones += [Phone(p.start + s, p.end + s, p.phone, p.viseme) for p in u.phones]
+    phones.append(Phone(s + len(u.audio), len(audio), "sil", "sil"))
+    n = frames_covering(len(audio), u.fps)
+    targets = np.concatenate([np.repeat(u.targets[:1], k, 0), u.targets, np.repeat(u.targets[-1:], k, 0)])
+    targets = np.concatenate([targets, np.repeat(targets[-1:], max(0, n - len(targets)), 0)])[:n]
+    return replace(u, uid=f"{u.uid}+pad{seconds:g}s", audio=audio, phones=phones, targets=targets)
 
 
 def refine_sequence(

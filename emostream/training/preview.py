@@ -44,7 +44,7 @@ def plot_utterance(utt: Utterance, out: str | Path) -> Path:
     ax.set_yticks([])
     ax.set_ylabel("phones")
     t = (np.arange(len(utt.targets)) + 0.5) / utt.fps
-    for ax, (title, names) in zip(axes[2:6], _PANELS):
+    for ax, (title, names) in zip(axes[2:6], _PANELS, strict=True):
         for name in names:
             ax.plot(t, utt.targets[:, BLENDSHAPE_INDEX[name]], label=name, lw=1)
         ax.set_ylim(-0.02, 1.02)

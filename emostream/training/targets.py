@@ -189,7 +189,7 @@ def _articulation(phones: list[Phone], n_frames: int, fps: int, energy: np.ndarr
     num = np.zeros((n_sub, MOTION_DIM))
     den = np.full(n_sub, 1e-6)
     vis = [VISEME_INDEX_LOCAL[p.viseme] for p in phones]
-    for p, v in zip(phones, vis):
+    for p, v in zip(phones, vis, strict=True):
         s, e = p.start / SAMPLE_RATE, p.end / SAMPLE_RATE
         alpha, ant, carry = _DOMINANCE[p.viseme]
         d = np.where(t < s, np.exp(-(s - t) / ant), np.where(t > e, np.exp(-(t - e) / carry), 1.0))

@@ -9,24 +9,29 @@ from pathlib import Path
 
 import numpy as np
 
-_NOUNS = (
-    "apple boat cheese dog engine father garden house island jacket kitten ladder mother "
-    "number orange pencil queen river shadow table umbrella village window yellow zebra "
-    "bridge church judge thumb feather voice mouth vision treasure measure beach sheep ship "
-    "phone photo music morning evening weather valley mountain ocean butterfly rhythm thought "
-    "breakfast puzzle wizard pocket bubble marble pepper velvet cabbage lobster whisper "
-    "computer camera picture teacher doctor sister brother neighbour journey question answer"
-).split()
-_VERBS = (
-    "bring build catch drive find follow give hear jump keep laugh move open paint pull push "
-    "read reach shape share show sing smile speak teach think throw touch visit wash watch "
-    "whisper wonder carry borrow choose measure bounce breathe chew fetch juggle stumble"
-).split()
-_ADJS = (
-    "blue bright calm cheap dark deep early fresh gentle huge lazy loud narrow new odd pale "
-    "proud quick quiet rough sharp shiny smooth soft strange thick thin warm wet wide young "
-    "awful yellow purple cheerful gloomy fragile vivid bumpy fuzzy"
-).split()
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_NOUNS = _words(
+    "apple boat cheese dog engine father garden house island jacket kitten ladder mother number "
+    "orange pencil queen river shadow table umbrella village window yellow zebra bridge church "
+    "judge thumb feather voice mouth vision treasure measure beach sheep ship phone photo music "
+    "morning evening weather valley mountain ocean butterfly rhythm thought breakfast puzzle "
+    "wizard pocket bubble marble pepper velvet cabbage lobster whisper computer camera picture "
+    "teacher doctor sister brother neighbour journey question answer"
+)
+_VERBS = _words(
+    "bring build catch drive find follow give hear jump keep laugh move open paint pull push read "
+    "reach shape share show sing smile speak teach think throw touch visit wash watch whisper "
+    "wonder carry borrow choose measure bounce breathe chew fetch juggle stumble"
+)
+_ADJS = _words(
+    "blue bright calm cheap dark deep early fresh gentle huge lazy loud narrow new odd pale proud "
+    "quick quiet rough sharp shiny smooth soft strange thick thin warm wet wide young awful "
+    "yellow purple cheerful gloomy fragile vivid bumpy fuzzy"
+)
 _PEOPLE = (
     "Maria",
     "John",
@@ -42,15 +47,13 @@ _PEOPLE = (
 _PLACES = ("by the river", "in the kitchen", "at the station", "near the bridge", "on Monday",
            "before lunch", "under the table", "in the morning", "after the show", "at home")  # fmt: skip
 _STARTS = ("Well,", "Oh,", "So,", "Honestly,", "Look,", "Listen,", "Actually,", "You know,", "Hmm,")
-_SYLLABLES = (
-    "pa ba ma fa va tha da ta ka ga na la ra sa za sha cha ja wa ya "
-    "pee bee mee fee vee thee dee tee kee gee nee lee ree see zee shee chee jee wee "
-    "poo boo moo foo voo doo too koo goo noo loo roo soo zoo shoo choo joo woo "
-    "po bo mo fo vo do to ko go no lo ro so zo sho cho jo "
-    "pay bay may fay day tay kay gay nay lay ray say jay "
-    "pie by my fie die tie kai guy nigh lie rye sigh "
-    "ow oy air ear oar ooh ah eh ee uh"
-).split()
+_SYLLABLES = _words(
+    "pa ba ma fa va tha da ta ka ga na la ra sa za sha cha ja wa ya pee bee mee fee vee thee dee "
+    "tee kee gee nee lee ree see zee shee chee jee wee poo boo moo foo voo doo too koo goo noo "
+    "loo roo soo zoo shoo choo joo woo po bo mo fo vo do to ko go no lo ro so zo sho cho jo pay "
+    "bay may fay day tay kay gay nay lay ray say jay pie by my fie die tie kai guy nigh lie rye "
+    "sigh ow oy air ear oar ooh ah eh ee uh"
+)
 
 
 @lru_cache(maxsize=1)

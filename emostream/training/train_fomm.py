@@ -144,7 +144,7 @@ class FommTrainer:
         self.opt_kp.step()
         self.opt_gen.step()
         self.step += 1
-        return {"loss": float(total), **{k: float(v) for k, v in parts.items()}}
+        return {"loss": float(total.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
 
     def save(self, path: Path) -> None:
         self.model.kp_detector.eval()
@@ -192,6 +192,11 @@ def sample_pairs(
     return t(src), t(drv)
 
 
+def samples_dir(out: Path) -> Path:
+    """Where sample grids of checkpoint ``out`` go: ``<name>_samples/`` next to it."""
+    return out.parent / f"{out.name.split('.')[0]}_samples"
+
+
 def train_fomm(
     videos: list[np.ndarray],
     model_cfg: FommConfig,
@@ -227,7 +232,7 @@ def train_fomm(
         if on_step is not None:
             on_step(trainer.step, losses)
         if trainer.step % cfg.sample_every == 0 or trainer.step == cfg.steps:
-            trainer.sample_grid(out.parent / f"{out.stem}_samples" / f"step_{trainer.step:07d}.png")
+            trainer.sample_grid(samples_dir(out) / f"step_{trainer.step:07d}.png")
         if trainer.step % cfg.save_every == 0 or trainer.step == cfg.steps:
             trainer.save(out)
     bar.close()

@@ -51,6 +51,7 @@ VAL_SPLIT = "val"
 #: Mouth channels that decide lip closure weigh more in the loss.
 _JAW = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])
 _CLOSE = MOUTH_INDICES.index(BLENDSHAPE_INDEX["mouthClose"])
+_ROLL = MOUTH_INDICES.index(BLENDSHAPE_INDEX["mouthRollLower"])
 _HEAVY = {"jawOpen": 3.0, "mouthClose": 2.0, "mouthRollLower": 2.0, "mouthRollUpper": 2.0}
 
 
@@ -69,6 +70,8 @@ class TrainLipConfig:
     align_weight: float = 0.1  # reference-clip → label vector alignment
     velocity_weight: float = 0.5
     gap_weight: float = 2.0  # lip gap jawOpen − mouthClose
+    gate_weight: float = 0.05  # lip-closure gate (BCE)
+    bilabial_weight: float = 4.0  # extra weight of bilabial-closure frames in the gate loss
     ckpt_every: int = 250
     eval_every: int = 250
     max_val: int = 64  # validation utterances
@@ -236,9 +239,9 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
     label = model.emotion.from_label(b.emotion, b.intensity)  # [B, D]
     ref = model.emotion.from_clip(b.clip)  # [B, D]
     style = torch.where(b.use_clip[:, None], ref, label)
-    y, _ = model(b.feats, style)  # [B, Tc + L, 27]
+    y, logit = model.forward_train(b.feats, style)  # [B, Tc + L, 27], [B, Tc + L]
     lookahead = model.cfg.lookahead_frames
-    pred = y[:, lookahead:]  # [B, Tc, 27]: frame t predicted at step t + L
+    pred, logit = y[:, lookahead:], logit[:, lookahead:]  # frame t is predicted at step t + L
     m = b.mask[..., None]
     err = (pred - b.mouth) ** 2 * w
     mse = (err * m).sum() / (m.sum() * NUM_MOUTH)
@@ -250,8 +253,23 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
     gp = torch.relu(pred[..., _JAW] - pred[..., _CLOSE])
     gt = torch.relu(b.mouth[..., _JAW] - b.mouth[..., _CLOSE])
     gap = (((gp - gt) ** 2) * b.mask).sum() / b.mask.sum()
+    # Closure gate: lips shut in the target (gap ~ 0); bilabial closures (lips rolled/pressed
+    # while shut) are rare and decide the closure metric, so they weigh more.
+    shut = (gt <= 0.01).float()
+    bilabial = shut * (b.mouth[..., _ROLL] >= 0.29).float()
+    bw = b.mask * (1.0 + (cfg.bilabial_weight - 1.0) * bilabial)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, shut, reduction="none")
+    gate = (bce * bw).sum() / bw.sum()
     total = mse + cfg.velocity_weight * vel + cfg.align_weight * align + cfg.gap_weight * gap
-    return total, {"mse": mse.item(), "vel": vel.item(), "align": align.item(), "gap": gap.item()}
+    total = total + cfg.gate_weight * gate
+    parts = {
+        "mse": mse.item(),
+        "vel": vel.item(),
+        "align": align.item(),
+        "gap": gap.item(),
+        "gate": gate.item(),
+    }
+    return total, parts
 
 
 @torch.no_grad()

@@ -138,14 +138,15 @@ def av_offsets(report: dict[str, Any], *, skip_s: float = 0.0) -> np.ndarray:
 
 
 def mouth_speech_correlation(report: dict[str, Any], *, max_lag_ms: float = 200.0) -> dict[str, float]:
-    """Correlation of the mouth patch's change (32x32 grey crops of the presented frames)
-    with the received audio's envelope, both at the frames' display times; the best over
-    lags within ±max_lag_ms (positive lag: the mouth moves after the sound)."""
+    """Correlation of mouth openness (darkness of 32x32 grey crops of the mouth in the
+    presented frames) with the received audio's envelope (RMS over the 40 ms before each
+    display time + lag); the best over lags within ±max_lag_ms (positive lag: the sound
+    that matches a mouth shape plays after it)."""
     frames = [f for f in report["frames"] if "gray" in f]
     t = np.array([f["expectedDisplayTime"] for f in frames], dtype=np.float64)
     g = np.stack([np.asarray(f["gray"], np.float32).reshape(32, 32) for f in frames])
-    ref = np.median(g, axis=0)
-    motion = np.abs(g - ref).mean(axis=(1, 2))
+    # An open mouth shows the dark mouth interior: openness = darkness of the patch.
+    motion = -g.mean(axis=(1, 2))
     audio = np.array(report["audio"], dtype=np.float64)
     order = np.argsort(audio[:, 0])
     at, ar = audio[order, 0], audio[order, 1]

@@ -46,7 +46,7 @@ def chromium_flags(user_dir: str, wav: Path | None) -> list[str]:
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
         f"--user-data-dir={user_dir}", "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-        "--remote-debugging-port=0", "--window-size=1000,760", "--mute-audio=false",
+        "--remote-debugging-port=0", "--window-size=1000,760", "--allow-loopback-in-peer-connection",
     ]  # fmt: skip
     if wav is not None:
         flags.append(f"--use-file-for-fake-audio-capture={wav}")

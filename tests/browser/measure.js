@@ -77,16 +77,19 @@
   }, 50);
 
   await api.start();
-  while (api.state !== "connected") {
+  const deadline = performance.now() + 20000;
+  while (api.state !== "connected" && performance.now() < deadline) {
     if (api.state === "busy" || api.state === "error") break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  const offerSdp = api.pc && api.pc.localDescription ? api.pc.localDescription.sdp : null;
+  const iceState = api.pc ? api.pc.iceConnectionState : null;
   t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const stats = [];
   if (api.pc) (await api.pc.getStats()).forEach((s) => stats.push(s));
   const report = {
-    state: api.state, error: api.error, frames, audio, stats, t0, timeOrigin: performance.timeOrigin,
+    state: api.state, error: api.error, offerSdp, iceState, frames, audio, stats, t0, timeOrigin: performance.timeOrigin,
     serverStats: api.lastStats, rttMs: api.rttMs, pageFrameLatencyMs: api.frameLatencyMs, userAgent: navigator.userAgent,
     audioContext: ac ? { baseLatency: ac.baseLatency, outputLatency: ac.outputLatency, sampleRate: ac.sampleRate } : null,
   };

@@ -16,7 +16,9 @@ sys.path.insert(0, str(HERE.parent.parent))
 from emostream.livelink import LIVELINK_COLUMNS  # noqa: E402
 
 
-def wav_bytes(frames: bytes, *, rate: int, channels: int, bits: int, fmt_tag: int = 1, declared: int | None = None) -> bytes:
+def wav_bytes(
+    frames: bytes, *, rate: int, channels: int, bits: int, fmt_tag: int = 1, declared: int | None = None
+) -> bytes:
     block = channels * bits // 8
     size = len(frames) if declared is None else declared
     fmt = struct.pack("<HHIIHH", fmt_tag, channels, rate, rate * block, block, bits)
@@ -32,15 +34,21 @@ def main() -> None:
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     pcm16 = (tone * 32767).astype("<i2").tobytes()
     # Header declares 1.0 s (8 kHz mono 16-bit); only the first 0.25 s is in the file.
-    (HERE / "truncated.wav").write_bytes(wav_bytes(pcm16[: 2 * 2000], rate=8000, channels=1, bits=16, declared=len(pcm16)))
+    (HERE / "truncated.wav").write_bytes(
+        wav_bytes(pcm16[: 2 * 2000], rate=8000, channels=1, bits=16, declared=len(pcm16))
+    )
     (HERE / "text.wav").write_text("This is a text file, not audio.\nIt only has a .wav name.\n")
     (HERE / "empty.wav").write_bytes(b"")
     # IEEE float WAV of 0.1 s whose samples from 0.05 s on are NaN.
     nan = tone[:800].copy()
     nan[400:] = np.nan
-    (HERE / "nan_float.wav").write_bytes(wav_bytes(nan.astype("<f4").tobytes(), rate=8000, channels=1, bits=32, fmt_tag=3))
+    (HERE / "nan_float.wav").write_bytes(
+        wav_bytes(nan.astype("<f4").tobytes(), rate=8000, channels=1, bits=32, fmt_tag=3)
+    )
     # 8-bit unsigned and 24-bit PCM, 0.25 s of the 440 Hz tone at 8 kHz: these must decode.
-    (HERE / "pcm8.wav").write_bytes(wav_bytes(np.round(tone[:2000] * 127 + 128).astype(np.uint8).tobytes(), rate=8000, channels=1, bits=8))
+    (HERE / "pcm8.wav").write_bytes(
+        wav_bytes(np.round(tone[:2000] * 127 + 128).astype(np.uint8).tobytes(), rate=8000, channels=1, bits=8)
+    )
     i24 = np.round(tone[:2000] * (2**23 - 1)).astype("<i4")
     b24 = np.frombuffer(i24.tobytes(), dtype=np.uint8).reshape(-1, 4)[:, :3].tobytes()
     (HERE / "pcm24.wav").write_bytes(wav_bytes(b24, rate=8000, channels=1, bits=24))
@@ -52,7 +60,11 @@ def main() -> None:
     rows = []
     for i in range(70):
         f30 = 20 + i // 2
-        row = [f"10:00:{f30 // 30:02d}:{f30 % 30:02d}.{500 * (i % 2):03d}", "61", *(["0.25"] * (len(header) - 2))]
+        row = [
+            f"10:00:{f30 // 30:02d}:{f30 % 30:02d}.{500 * (i % 2):03d}",
+            "61",
+            *(["0.25"] * (len(header) - 2)),
+        ]
         row[jaw] = f"{i / 69:.6f}"
         rows.append(row)
 

@@ -24,6 +24,7 @@ import torch
 
 from emostream.errors import ConfigError, DependencyError, DeviceError
 from emostream.models.fomm.checkpoint import FommModel
+from emostream.models.fomm.config import FommConfig
 from emostream.models.fomm.fast import FastFomm, SourceState
 from emostream.models.fomm.keypoints import Keypoints
 
@@ -33,6 +34,7 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 class FommBackend(Protocol):
     name: str
+    config: FommConfig
 
     def detect(self, images: torch.Tensor) -> Keypoints:
         """(N, C, H, W) float32 in [0, 1] -> keypoints on the CPU."""
@@ -44,6 +46,10 @@ class FommBackend(Protocol):
 
     def animate(self, cache: Any, kp_driving: Keypoints) -> torch.Tensor:
         """Normalised driving keypoints (N, ...) -> predictions (N, C, H, W) float32 on the CPU."""
+        ...
+
+    def animate_many(self, caches: list[Any], kp_driving: list[Keypoints]) -> list[torch.Tensor]:
+        """Several sessions (one cache each, the same frame count each) in one batch."""
         ...
 
 
@@ -76,6 +82,7 @@ class TorchBackend:
         if dtype != "fp32" and self.device.type != "cuda":
             raise ConfigError(f"dtype {dtype} needs --device cuda (the CPU path runs fp32)")
         self.name = f"torch-{self.device.type}"
+        self.config = model.config
         self.fast = FastFomm(model).to(self.device)
         self.dtype = DTYPES[dtype]
         if self.device.type == "cuda":
@@ -126,6 +133,25 @@ class TorchBackend:
             out = self._animate(cache.state, kd)
         return out.float().cpu()
 
+    @torch.inference_mode()
+    def animate_many(self, caches: list[TorchSource], kp_driving: list[Keypoints]) -> list[torch.Tensor]:
+        """One forward for all sessions: sources stacked (S), frames grouped by source (N = S * n)."""
+        counts = {len(k.value) for k in kp_driving}
+        if len(caches) == 1 or len(counts) != 1:
+            return [self.animate(c, k) for c, k in zip(caches, kp_driving, strict=True)]
+        st = [c.state for c in caches]
+        jac = None if st[0].kp.jacobian is None else torch.cat([s.kp.jacobian for s in st])  # type: ignore[misc]
+        stacked = SourceState(
+            torch.cat([s.source for s in st]), torch.cat([s.features for s in st]),
+            torch.cat([s.motion_source for s in st]), Keypoints(torch.cat([s.kp.value for s in st]), jac),
+            torch.cat([s.heat for s in st]),
+        )  # fmt: skip
+        kd = Keypoints.cat(kp_driving)
+        kd = Keypoints(kd.value.to(self.device), None if kd.jacobian is None else kd.jacobian.to(self.device))
+        with self._ctx():
+            out = self.fast.animate(stacked, kd).float().cpu()
+        return list(out.split(counts.pop()))
+
 
 _PROVIDERS = {
     "ort-cpu": ["CPUExecutionProvider"],
@@ -157,6 +183,7 @@ class OrtBackend:
                 "install the GPU build: pip install 'emostream[cuda]'"
             )
         self.name = name
+        self.config = model.config
         self._tmp = None if onnx_dir is not None else tempfile.TemporaryDirectory(prefix="emostream-fomm-")
         out = Path(onnx_dir) if onnx_dir is not None else Path(self._tmp.name)  # type: ignore[union-attr]
         graphs = export_onnx(model, out)
@@ -193,6 +220,10 @@ class OrtBackend:
         )
         (pred,) = self._anim.run(None, feeds)
         return torch.from_numpy(pred)
+
+    def animate_many(self, caches: list[OrtSource], kp_driving: list[Keypoints]) -> list[torch.Tensor]:
+        """The exported animate graph takes one source: sessions run one after another."""
+        return [self.animate(c, k) for c, k in zip(caches, kp_driving, strict=True)]
 
 
 def create_backend(

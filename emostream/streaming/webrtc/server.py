@@ -39,7 +39,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from emostream.arkit import EMOTIONS, EmotionStyle
 from emostream.errors import EmostreamError
 from emostream.streaming.webrtc import control
-from emostream.streaming.webrtc.codecs import prefer_codec
+from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy, prefer_codec
 from emostream.streaming.webrtc.ice import (
     browser_ice_servers,
     enable_loopback_candidates,
@@ -80,6 +80,8 @@ class ServerConfig:
     #: Jitter margin between a session frame's arrival and its send time (see tracks).
     lead_s: float = DEFAULT_LEAD_S
     upload_dir: Path | None = None
+    #: Side of the (square) avatar frames; sets the pinned video bitrate (codecs.py).
+    frame_size: int | None = None
 
 
 def web_root() -> resources.abc.Traversable:
@@ -103,6 +105,7 @@ class PeerSession:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     on_closed: Callable[[PeerSession], None] | None = None
     errors: list[str] = field(default_factory=list)
+    _closer: asyncio.Task[None] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=f"{self.id}:{name}")
@@ -118,17 +121,29 @@ class PeerSession:
             self.errors.append(f"{task.get_name()}: {exc!r}")
 
     async def pump(self) -> None:
-        """Session items → the tracks' feed (bounded: waits when the tracks are behind)."""
+        """Session items → the tracks' feed (bounded: waits when the tracks are behind).
+        If the session ends or fails by itself, the page is told and the peer is closed."""
         from emostream.engine.session import ArkitFrame, AudioFrame, VideoFrame
 
-        async for item in self.session:
-            if isinstance(item, VideoFrame):
-                due = None if self.feed.clock.started else session_frame_due(self.session, item.pts, item.fps)
-                await self.feed.put_video(item.pts, item.rgb, due)
-            elif isinstance(item, AudioFrame):
-                await self.feed.put_audio(item.pts, item.pcm, item.sample_rate)
-            elif isinstance(item, ArkitFrame):
-                self.feed.last_motion = item.motion
+        try:
+            async for item in self.session:
+                if isinstance(item, VideoFrame):
+                    first = not self.feed.clock.started
+                    due = session_frame_due(self.session, item.pts, item.fps) if first else None
+                    await self.feed.put_video(item.pts, item.rgb, due)
+                elif isinstance(item, AudioFrame):
+                    await self.feed.put_audio(item.pts, item.pcm, item.sample_rate)
+                elif isinstance(item, ArkitFrame):
+                    self.feed.last_motion = item.motion
+            reason = "the avatar session ended"
+        except EmostreamError as e:
+            reason = f"the avatar session failed: {e}"
+        except Exception as e:
+            log.exception("peer %s: session failed", self.id)
+            reason = f"the avatar session failed: {e!r}"
+        if not self.closed.is_set():
+            self.send({"type": "error", "message": reason})
+            self._closer = asyncio.create_task(self.close())
 
     def stats(self) -> dict[str, Any]:
         s: dict[str, Any] = {
@@ -150,6 +165,9 @@ class PeerSession:
         if sst is not None and hasattr(sst, "latency_summary"):
             s["audio_to_frame_ms"] = sst.latency_summary()
             s["dropped_frames"] = sst.dropped_frames
+        motion = self.feed.last_motion
+        if motion is not None:
+            s["emotion"] = {"name": motion.emotion.name, "intensity": motion.emotion.intensity}
         if self.mic is not None:
             s["mic"] = {
                 "frames": self.mic.frames,
@@ -220,6 +238,9 @@ class AvatarServer:
         self.portraits = PortraitStore(upload)
         if is_loopback_host(config.host):
             enable_loopback_candidates()
+        if config.frame_size is not None:
+            rate = apply_video_policy(VideoPolicy(config.frame_size, config.frame_size, config.fps))
+            log.info("video: VP8 preferred, bitrate pinned at %d bit/s", rate)
         self.app = web.Application(client_max_size=MAX_UPLOAD_BYTES + 1024)
         self.app.add_routes(
             [

@@ -75,7 +75,10 @@ class EspeakEngine:
         try:
             self._ensure()
         except OSError as e:
-            return f"libespeak-ng not loadable ({e}); install Debian `libespeak-ng1` or `pip install espeakng-loader`"
+            return (
+                f"libespeak-ng not loadable ({e}); install Debian `libespeak-ng1` "
+                "or `pip install espeakng-loader`"
+            )
         return None
 
     def _ensure(self) -> Any:

@@ -108,7 +108,8 @@ class PiperEngine:
             volume=float(min(p.volume, 1.0) * 0.9),
         )
         rate = int(voice.config.sample_rate)
-        chunks, symbols = [], []
+        chunks: list[np.ndarray] = []
+        symbols: list[tuple[str, int]] = []
         for chunk in voice.synthesize(job.text, syn_config=cfg, include_alignments=True):
             if chunk.phoneme_alignments is None:
                 raise RuntimeError(f"piper gave no alignment for {job.text!r}")

@@ -20,9 +20,31 @@ SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 _FRAME = SAMPLE_RATE // 100  # pocketsphinx frames are 10 ms
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-         "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = tuple(
+    [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ]
+)
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 _SYMBOLS = {"*": " star ", "#": " pound ", "&": " and ", "%": " percent ", "+": " plus "}
 
 
@@ -110,16 +132,18 @@ class RealEngine:
             why = f"{SOUNDS_DIR} not found; install Debian `asterisk-core-sounds-en-wav`"
         return why
 
-    def _ensure(self) -> Any:
-        if self._decoder is None:
+    def _ensure(self, wide: bool = False) -> Any:
+        if self._decoder is None or wide:
             from pocketsphinx import Config, Decoder
 
-            config = Config(samprate=SAMPLE_RATE, loglevel="FATAL")
+            # bestpath off: its lattice rescoring makes forced alignment fail on some prompts
+            beams = {"beam": 1e-100, "pbeam": 1e-100, "wbeam": 1e-80} if wide else {}
+            config = Config(samprate=SAMPLE_RATE, loglevel="FATAL", bestpath=False, **beams)
             self._decoder = Decoder(config)
         return self._decoder
 
-    def _align(self, audio: np.ndarray, words: str) -> Any:
-        decoder = self._ensure()
+    def _align(self, audio: np.ndarray, words: str, wide: bool = False) -> Any:
+        decoder = self._ensure(wide)
         pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
         decoder.set_align_text(words)
         for second_pass in (False, True):
@@ -140,14 +164,14 @@ class RealEngine:
         lo, hi = _speech_bounds(audio)  # the aligner has no optional edge silence: trim it
         try:
             alignment = self._align(audio[lo:hi], words)
-        except RuntimeError:  # trimming can cut a soft onset: retry on the whole file
-            self._decoder = None
+        except RuntimeError:  # trimming can cut a soft onset: retry on the whole file, wide beams
             lo, hi = 0, len(audio)
             try:
-                alignment = self._align(audio, words)
+                alignment = self._align(audio, words, wide=True)
             except RuntimeError as e:
-                self._decoder = None
                 raise RuntimeError(f"pocketsphinx could not align {job.source}: {e}") from e
+            finally:
+                self._decoder = None  # back to the normal decoder for the next prompt
         phones: list[Phone] = []
         for word in alignment:
             for ph in word:

@@ -1,0 +1,71 @@
+"""``emostream render``: a portrait driven by a Live Link Face CSV, or by audio, to an mp4."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("render")
+    def render(
+        image: str = typer.Option(
+            None, "--image", help="Portrait image (default: scikit-image's public-domain astronaut)."
+        ),
+        motion: Path = typer.Option(None, "--motion", help="Live Link Face CSV driving the face (no audio model)."),
+        audio: Path = typer.Option(None, "--audio", help="Speech to animate with the full pipeline (muxed in)."),
+        output: Path = typer.Option(..., "-o", "--output", help="Output mp4 (H.264 yuv420p, + AAC with --audio)."),
+        size: int = typer.Option(256, "--size", help="Face crop size: 256 or 512."),
+        renderer: str = typer.Option("analytic", "--renderer", help="analytic (CPU warp) or fomm (neural)."),
+        checkpoint: Path = typer.Option(None, "--checkpoint", help="FOMM checkpoint (--renderer fomm)."),
+        config: Path = typer.Option(None, "--config", help="FOMM YAML config (--renderer fomm)."),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda (neural stages)."),
+        paste_back: bool = typer.Option(
+            False, "--paste-back/--crop", help="Paste the face back into the full photo, or write the crop."
+        ),
+        emotion: str = typer.Option(None, "--emotion", help="With --audio: NAME[:INTENSITY], e.g. happy:0.8."),
+        style: Path = typer.Option(None, "--style", help="With --audio: a Live Link CSV whose style to imitate."),
+        seed: int = typer.Option(0, "--seed", help="With --audio: sampler seed (fixed seed, same video)."),
+        arkit_csv: Path = typer.Option(None, "--arkit-csv", help="With --audio: also write the motion as a Live Link CSV."),
+        fps: int = typer.Option(25, "--fps", help="Video frame rate (25 or 30)."),
+    ) -> None:
+        """Render a talking portrait to mp4 (from ARKit motion, or from speech)."""
+        from emostream.arkit import EmotionStyle
+        from emostream.config import check_fps
+        from emostream.errors import ConfigError
+        from emostream.render.factory import create_renderer
+        from emostream.render.video import motion_from_audio, render_to_mp4
+
+        check_fps(fps)
+        if (motion is None) == (audio is None):
+            raise ConfigError("give exactly one of --motion (a Live Link Face CSV) or --audio (speech)")
+        if motion is not None and (emotion or style or arkit_csv):
+            raise ConfigError("--emotion, --style and --arkit-csv only apply with --audio")
+        if emotion and style:
+            raise ConfigError("give --emotion or --style, not both")
+        pcm = None
+        if motion is not None:
+            from emostream.livelink import read_livelink_csv
+
+            seq = read_livelink_csv(motion, fps=fps).motion
+        else:
+            from emostream.livelink import read_livelink_csv
+            from emostream.streaming.audio_io import load_audio
+
+            pcm = load_audio(audio)
+            ref = read_livelink_csv(style, fps=fps).motion if style is not None else None
+            seq = motion_from_audio(
+                pcm, fps=fps, emotion=EmotionStyle.parse(emotion) if emotion else None, style=ref,
+                seed=seed, device=device,
+            )  # fmt: skip
+            if arkit_csv is not None:
+                from emostream.livelink import write_livelink_csv
+
+                write_livelink_csv(arkit_csv, seq, fps=fps)
+        r = create_renderer(
+            renderer, image, size=size, device=device, paste_back=paste_back,
+            checkpoint=checkpoint, config=config,
+        )  # fmt: skip
+        n = render_to_mp4(r, seq, output, fps=fps, audio=pcm)
+        typer.echo(f"wrote {output} ({n} frames, {r.width}x{r.height} at {fps} fps)")

@@ -1,0 +1,46 @@
+"""Shared fixtures for the render tests: prepared test portraits (landmark cache in a temp dir)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM
+
+
+@pytest.fixture(scope="session")
+def render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    old = os.environ.get("EMOSTREAM_CACHE")
+    os.environ["EMOSTREAM_CACHE"] = str(tmp_path_factory.mktemp("emostream-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EMOSTREAM_CACHE", None)
+    else:
+        os.environ["EMOSTREAM_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def astronaut_256(render_cache: None):  # type: ignore[no-untyped-def]
+    from emostream.render.portrait import default_portrait, prepare_portrait
+
+    return prepare_portrait(default_portrait(), 256)
+
+
+@pytest.fixture(scope="session")
+def renderer_256(astronaut_256):  # type: ignore[no-untyped-def]
+    from emostream.render.analytic import AnalyticRenderer
+
+    return AnalyticRenderer(astronaut_256)
+
+
+def vec(**weights: float) -> np.ndarray:
+    v = np.zeros(MOTION_DIM, np.float32)
+    for k, w in weights.items():
+        if k in ("yaw", "pitch", "roll"):
+            v[HEAD_SLICE.start + ("yaw", "pitch", "roll").index(k)] = w
+        else:
+            v[BLENDSHAPE_INDEX[k]] = w
+    return v

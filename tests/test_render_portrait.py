@@ -1,0 +1,99 @@
+"""Source preparation: test faces, crop geometry, cache, and bad images with precise errors."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+from render_fixtures import astronaut_256, render_cache  # noqa: F401
+
+from emostream.errors import ImageError
+from emostream.render import face
+from emostream.render.portrait import (
+    cache_dir,
+    default_portrait,
+    image_hash,
+    load_image,
+    prepare_portrait,
+    sample_faces,
+)
+
+
+def test_three_test_faces_prepare(render_cache: None) -> None:
+    for name, img in sample_faces():
+        p = prepare_portrait(img, 256)
+        assert p.crop.shape == (256, 256, 3), name
+        lm = p.landmarks
+        assert (lm[:, :2] > 0).all() and (lm[:, :2] < 256).all(), name
+        iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+        assert 50 < iod < 110, (name, iod)  # the face fills the crop at a consistent scale
+        assert abs(face.estimate_yaw_deg(lm)) < 15, name
+
+
+def test_landmarks_are_cached_by_image_hash(render_cache: None) -> None:
+    img = default_portrait()
+    prepare_portrait(img, 256)
+    f = cache_dir() / f"{image_hash(img)}.npz"
+    assert f.is_file()
+    p512 = prepare_portrait(img, 512)
+    assert p512.crop.shape == (512, 512, 3)
+    f.write_bytes(b"corrupt")  # a broken entry is recomputed, not fatal
+    assert prepare_portrait(img, 256).landmarks.shape == (468, 3)
+
+
+def test_output_size_must_be_256_or_512(render_cache: None) -> None:
+    with pytest.raises(ImageError, match="256 or 512"):
+        prepare_portrait(default_portrait(), 300)
+
+
+def test_no_face() -> None:
+    gray = np.full((300, 400, 3), 128, np.uint8)
+    with pytest.raises(ImageError, match="no face found"):
+        face.detect_landmarks(gray, path="gray.png")
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    with pytest.raises(ImageError, match="no face found"):
+        face.detect_landmarks(noise)
+
+
+def test_tiny_face() -> None:
+    small = cv2.resize(default_portrait(), (96, 96), interpolation=cv2.INTER_AREA)
+    canvas = np.full((1200, 1200, 3), 200, np.uint8)
+    canvas[500:596, 500:596] = small
+    with pytest.raises(ImageError, match="too small|no face found"):
+        face.detect_landmarks(canvas)
+
+
+def test_profile_view_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(face, "estimate_yaw_deg", lambda lm: 70.0)
+    with pytest.raises(ImageError, match="profile"):
+        face.detect_landmarks(default_portrait(), path="side.jpg")
+
+
+def test_yaw_estimate_from_landmarks(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+    lm = astronaut_256.landmarks.copy()
+    assert abs(face.estimate_yaw_deg(lm)) < 10
+    lm[1, 0] = lm[263, 0] - 0.02 * (lm[263, 0] - lm[33, 0])  # nose tip near one eye corner
+    assert face.estimate_yaw_deg(lm) > 60
+
+
+def test_several_faces_take_the_largest(caplog: pytest.LogCaptureFixture) -> None:
+    img = default_portrait()
+    canvas = np.full((560, 960, 3), 90, np.uint8)
+    canvas[24:536, 440:952] = img
+    small = cv2.resize(img, (400, 400), interpolation=cv2.INTER_AREA)
+    canvas[120:520, 20:420] = small
+    with caplog.at_level(logging.WARNING, logger="emostream.render.face"):
+        lm = face.detect_landmarks(canvas)
+    assert "faces found" in caplog.text
+    assert lm[:, 0].mean() > 440  # the big face on the right
+
+
+def test_unreadable_image_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageError):
+        load_image(bad)
+    with pytest.raises(ImageError):
+        load_image(tmp_path / "missing.png")

@@ -1,0 +1,126 @@
+"""Relative motion, the fold-free warp, identity at neutral, static background, teeth stability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from render_fixtures import astronaut_256, render_cache, renderer_256, vec  # noqa: F401
+
+from emostream.arkit import BLENDSHAPE_NAMES, MOTION_DIM
+from emostream.render import topology as tp
+from emostream.render.motion_transfer import hull_area, movement_scale, relative_keypoints
+from emostream.render.warp import jacobian_det, signed_areas
+
+
+def test_relative_motion_formula() -> None:
+    square = np.array([[0.0, 0], [1, 0], [1, 1], [0, 1]])
+    source = 2.0 * square + 10.0  # twice as large as the driving face
+    initial = square.copy()
+    driving = square + np.array([[0.1, 0.0], [0.0, 0.0], [0.0, -0.2], [0.0, 0.0]])
+    assert hull_area(source) == pytest.approx(4.0)
+    assert movement_scale(source, initial) == pytest.approx(2.0)
+    out = relative_keypoints(source, driving, initial)
+    np.testing.assert_allclose(out - source, 2.0 * (driving - initial))
+    out1 = relative_keypoints(source, driving, initial, adapt_movement_scale=False)
+    np.testing.assert_allclose(out1 - source, driving - initial)
+    np.testing.assert_allclose(relative_keypoints(source, initial, initial), source)
+
+
+def _motions() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    rows = [np.eye(MOTION_DIM, dtype=np.float32)[i] for i in range(len(BLENDSHAPE_NAMES))]
+    rows += [vec(yaw=0.35), vec(yaw=-0.35), vec(pitch=0.25), vec(pitch=-0.25), vec(roll=0.3), vec(roll=-0.3)]
+    for _ in range(6):  # random expressions + head pose
+        m = np.zeros(MOTION_DIM, np.float32)
+        m[:52] = rng.uniform(0, 1, 52) * (rng.uniform(0, 1, 52) < 0.3)
+        m[52:] = rng.uniform(-0.2, 0.2, 3)
+        rows.append(m)
+    return np.stack(rows)
+
+
+def test_warp_is_fold_free(renderer_256) -> None:  # type: ignore[no-untyped-def]
+    r = renderer_256
+    w = r.warp
+    kps = r.keypoints(_motions())
+    for i, kp in enumerate(kps):
+        pts, alpha = w.fold_guard(w.driven_points(kp))
+        assert alpha > 0.5, i
+        # every driven triangle keeps the orientation of its source triangle: the piecewise-affine
+        # backward map has det = area(source) / area(driven) > 0 on every triangle
+        assert (signed_areas(pts, w.triangles) > 0).all(), i
+    for m in _motions()[[17, 0, 19, 52, 57]]:  # jawOpen, blink, funnel, yaw, random
+        mx, my, _ = w.backward_map(r.keypoints(m[None])[0])
+        det = jacobian_det(mx, my)[2:-2, 2:-2]
+        assert det.min() > 0.0, det.min()
+
+
+def test_neutral_frame_equals_the_source(renderer_256, astronaut_256) -> None:  # type: ignore[no-untyped-def]
+    out = renderer_256.render(np.zeros((2, MOTION_DIM), np.float32))
+    assert out.shape == (2, 256, 256, 3) and out.dtype == np.uint8
+    diff = np.abs(out.astype(int) - astronaut_256.crop.astype(int))
+    assert diff.max() <= 1
+
+
+def test_background_stays_still_and_frames_are_deterministic(renderer_256, astronaut_256) -> None:  # type: ignore[no-untyped-def]
+    m = _motions()
+    a = renderer_256.render(m)
+    b = renderer_256.render(m)
+    np.testing.assert_array_equal(a, b)
+    ring = renderer_256.warp.ring_mask(feather=1.0) > 0.01
+    outside = ~ring
+    assert outside.mean() > 0.2
+    diff = np.abs(a.astype(int) - astronaut_256.crop.astype(int))
+    assert diff[:, outside].max() == 0
+    assert diff[:, ring].max() > 20  # the face did move
+
+
+def test_lips_part_and_eyes_close(renderer_256) -> None:  # type: ignore[no-untyped-def]
+    kp = renderer_256.keypoints(np.stack([vec(), vec(jawOpen=1.0), vec(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)]))
+    gap = np.linalg.norm(kp[:, tp.LIP_LOWER_MID] - kp[:, tp.LIP_UPPER_MID], axis=1)
+    assert gap[1] > gap[0] + 15
+    eye = np.abs(kp[:, tp.EYE_LEFT_BOTTOM, 1] - kp[:, tp.EYE_LEFT_TOP, 1])
+    assert eye[2] < 0.15 * eye[0]
+
+
+def _upper_teeth(r, m: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return r.mouth._project(r.mouth.upper_edge, m, jaw=False)
+
+
+def test_teeth_are_fixed_to_skull_and_jaw(renderer_256) -> None:  # type: ignore[no-untyped-def]
+    r = renderer_256
+    base = vec(jawOpen=0.7)
+    lip = vec(jawOpen=0.7, mouthUpperUpLeft=1.0, mouthUpperUpRight=1.0, mouthFunnel=0.5)
+    np.testing.assert_array_equal(_upper_teeth(r, base), _upper_teeth(r, lip))  # lips never drag teeth
+    np.testing.assert_array_equal(_upper_teeth(r, base), _upper_teeth(r, vec(jawOpen=0.1)))  # nor the jaw
+    lo_a = r.mouth._project(r.mouth.lower_edge, vec(jawOpen=0.2), jaw=True)
+    lo_b = r.mouth._project(r.mouth.lower_edge, vec(jawOpen=0.8), jaw=True)
+    assert (lo_b[:, 1] - lo_a[:, 1]).mean() > 5  # lower teeth drop with the jaw
+    # pixel level: where both frames show the mouth, the upper teeth rows are identical
+    fa, fb = r.render(np.stack([base, lip]))
+    t = _upper_teeth(r, base)
+    x0, x1 = int(t[:, 0].min()) + 4, int(t[:, 0].max()) - 4
+    y = int(round(t[:, 1].mean())) - 3
+    np.testing.assert_array_equal(fa[y, x0:x1], fb[y, x0:x1])
+    assert fa[y, x0:x1].mean() > 100  # and it is a bright tooth row, not the cavity
+
+
+def test_paste_back_keeps_the_photo(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+    from emostream.render.analytic import AnalyticRenderer
+
+    r = AnalyticRenderer(astronaut_256, paste_back=True)
+    assert (r.height, r.width) == astronaut_256.image.shape[:2]
+    out = r.render(np.stack([vec(), vec(jawOpen=1.0, yaw=0.2)]))
+    photo = astronaut_256.image.astype(int)
+    assert np.abs(out[0].astype(int) - photo).max() <= 2
+    x0, y0, x1, y1 = r.paste.box
+    far = np.ones(photo.shape[:2], bool)
+    far[y0:y1, x0:x1] = False
+    assert np.abs(out[1].astype(int) - photo)[far].max() == 0
+
+
+def test_rig_renders_for_fomm(renderer_256) -> None:  # type: ignore[no-untyped-def]
+    n = renderer_256.rig_render_neutral()
+    d = renderer_256.rig_render(np.stack([vec(jawOpen=1.0)]))
+    assert n.shape == (256, 256, 3) and d.shape == (1, 256, 256, 3)
+    assert np.abs(n.astype(int) - d[0]).sum() > 1000
+    np.testing.assert_array_equal(renderer_256.rig_render(vec()[None])[0], n)
