@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from emostream.models.fomm.backends import create_backend
 from emostream.models.fomm.checkpoint import build_model
@@ -73,6 +74,15 @@ def bench_config(name: str, repeats: int, batches: list[int], ort: bool, device:
 
             return run
 
+        with FlopCounterMode(display=False) as fc:
+            reference()
+        ref_flops = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            ours("torch", 1)()
+        res["gflop_per_frame"] = {
+            "reference": round(ref_flops / 1e9, 2),
+            "ours": round(fc.get_total_flops() / 1e9, 2),
+        }
         t = time.perf_counter()
         cache_ms = _ms(lambda: backends["torch"].prepare_source(source))
         res["source_cache_ms"] = round(cache_ms, 1)

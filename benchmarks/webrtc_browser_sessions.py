@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from browser import analysis
@@ -56,23 +58,32 @@ def make_factory(kind: str, size: int) -> tuple[SessionFactory, int]:
     return real, engine.fps
 
 
-async def run(n: int, seconds: float, factory: SessionFactory, fps: int, size: int) -> dict[str, Any]:
+async def run(
+    n: int, seconds: float, factory: SessionFactory, fps: int, size: int, pattern: bool
+) -> dict[str, Any]:
     server = AvatarServer(ServerConfig(max_sessions=n, fps=fps, frame_size=size), factory)
     async with BrowserRun(server, wav=speech_wav(), seconds=seconds) as br:
         br.launch(n)
         reports = await br.wait_reports(timeout=seconds + 90)
         server_stats = [p.stats() for p in server.peers.values()]
+        send_logs = {p.id: list(p.video.send_times) for p in server.peers.values()}
     pages = []
     for r in reports:
         v = analysis.video_summary(r) if r.get("frames") else {}
-        pages.append(
-            {
-                "state": r.get("state"),
-                "presented_fps": round(v.get("presented_fps", 0.0), 2),
-                "freezes": v.get("freeze_count_chromium"),
-                "max_gap_ms": v.get("max_gap_ms"),
-            }
-        )
+        page: dict[str, Any] = {
+            "state": r.get("state"),
+            "presented_fps": round(v.get("presented_fps", 0.0), 2),
+            "freezes": v.get("freeze_count_chromium"),
+            "max_gap_ms": v.get("max_gap_ms"),
+        }
+        if r.get("id") in send_logs and r.get("frames"):
+            page["latency"] = analysis.frame_latency(r, send_logs[r["id"]])
+            page["jitter_buffer_ms"] = analysis.audio_summary(r)["jitter_buffer_ms"]
+            offsets = analysis.av_offsets(r) if pattern else np.zeros(0)
+            if len(offsets):  # pattern sessions: flash + beep once a second
+                page["av_offset_ms"] = [round(float(x), 1) for x in offsets]
+                page["av_offset_last5_median_ms"] = float(np.median(offsets[-5:]))
+        pages.append(page)
     dropped = []
     for s in server_stats:
         sent = s["video"]["sent"] or 1
@@ -92,7 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     factory, fps = make_factory(args.session, args.size)
     for n in (int(c) for c in args.counts.split(",")):
-        result = asyncio.run(run(n, args.seconds, factory, fps, args.size))
+        result = asyncio.run(run(n, args.seconds, factory, fps, args.size, args.session == "pattern"))
         result.update(session=args.session, size=args.size, seconds=args.seconds)
         print(json.dumps(result), flush=True)
 

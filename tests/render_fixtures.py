@@ -10,6 +10,8 @@ import pytest
 
 from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM
 
+__all__ = ["astronaut_256", "render_cache", "renderer_256"]
+
 
 @pytest.fixture(scope="session")
 def render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
@@ -23,14 +25,14 @@ def render_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def astronaut_256(render_cache: None):  # type: ignore[no-untyped-def]
+def astronaut_256(render_cache: None):
     from emostream.render.portrait import default_portrait, prepare_portrait
 
     return prepare_portrait(default_portrait(), 256)
 
 
 @pytest.fixture(scope="session")
-def renderer_256(astronaut_256):  # type: ignore[no-untyped-def]
+def renderer_256(astronaut_256):
     from emostream.render.analytic import AnalyticRenderer
 
     return AnalyticRenderer(astronaut_256)

@@ -160,7 +160,7 @@ def test_distill_round_halves_steps(tmp_path):
     with torch.no_grad():
         teacher.silence_feat.copy_(torch.from_numpy(energy_features(np.zeros(640, np.float32), 25)[0]))
     cfg = DistillConfig(sampler_steps=1, iters_per_round=15, batch=8)
-    student, meta = distill(teacher, {"hop": 2, "lookahead": 1}, clips, tmp_path / "s", cfg, progress=False)
+    _student, meta = distill(teacher, {"hop": 2, "lookahead": 1}, clips, tmp_path / "s", cfg, progress=False)
     assert [r["steps"] for r in meta["rounds"]] == [2, 1]
     assert all(np.isfinite(r["final_loss"]) for r in meta["rounds"])
     loaded, meta2 = load_emodiff(tmp_path / "s")
@@ -177,7 +177,7 @@ def test_classifier_learns_emotions(tmp_path):
     utts = synth_utterances(24)
     seqs, labels = [u.targets for u in utts], [u.emotion.index for u in utts]
     cfg = ClassifierTrainConfig(steps=80, batch=16, min_crop=20, max_crop=30, lr=3e-3)
-    model, meta = train_classifier(
+    _model, meta = train_classifier(
         seqs[:16], labels[:16], seqs[16:], labels[16:], tmp_path / "c", cfg, progress=False
     )
     assert meta["val_accuracy"] >= 0.75

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from render_fixtures import render_cache, vec  # noqa: F401
+from render_fixtures import *  # noqa: F403  (pytest fixtures)
+from render_fixtures import vec
 
 from emostream.cli import main
 from emostream.errors import ConfigError
@@ -22,7 +23,9 @@ def _csv(tmp_path: Path, n: int = 12) -> Path:
     return write_livelink_csv(tmp_path / "m.csv", m, 25)
 
 
-def test_render_livelink_csv_to_mp4(tmp_path: Path, render_cache: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_render_livelink_csv_to_mp4(
+    tmp_path: Path, render_cache: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     import av
 
     out = tmp_path / "out.mp4"
@@ -56,10 +59,8 @@ def test_render_from_audio_says_what_is_missing(tmp_path: Path, sample_wav: Path
 
     if (weights_path().with_suffix(".safetensors")).exists():
         pytest.skip("motion weights are installed; the full pipeline is exercised elsewhere")
-    r = subprocess.run(
-        [sys.executable, "-m", "emostream", "render", "--audio", str(sample_wav), "-o", str(tmp_path / "a.mp4")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    cmd = ["render", "--audio", str(sample_wav), "-o", str(tmp_path / "a.mp4")]
+    r = subprocess.run([sys.executable, "-m", "emostream", *cmd], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "weights are missing" in r.stderr
 

@@ -7,7 +7,7 @@ import logging
 import cv2
 import numpy as np
 import pytest
-from render_fixtures import astronaut_256, render_cache  # noqa: F401
+from render_fixtures import *  # noqa: F403  (pytest fixtures)
 
 from emostream.errors import ImageError
 from emostream.render import face
@@ -61,7 +61,7 @@ def test_tiny_face() -> None:
     small = cv2.resize(default_portrait(), (96, 96), interpolation=cv2.INTER_AREA)
     canvas = np.full((1200, 1200, 3), 200, np.uint8)
     canvas[500:596, 500:596] = small
-    with pytest.raises(ImageError, match="too small|no face found"):
+    with pytest.raises(ImageError, match=r"too small|no face found"):
         face.detect_landmarks(canvas)
 
 
@@ -71,7 +71,7 @@ def test_profile_view_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         face.detect_landmarks(default_portrait(), path="side.jpg")
 
 
-def test_yaw_estimate_from_landmarks(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_yaw_estimate_from_landmarks(astronaut_256) -> None:
     lm = astronaut_256.landmarks.copy()
     assert abs(face.estimate_yaw_deg(lm)) < 10
     lm[1, 0] = lm[263, 0] - 0.02 * (lm[263, 0] - lm[33, 0])  # nose tip near one eye corner
@@ -90,7 +90,7 @@ def test_several_faces_take_the_largest(caplog: pytest.LogCaptureFixture) -> Non
     assert lm[:, 0].mean() > 440  # the big face on the right
 
 
-def test_unreadable_image_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_unreadable_image_file(tmp_path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image")
     with pytest.raises(ImageError):

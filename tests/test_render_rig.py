@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from render_fixtures import *  # noqa: F403  (pytest fixtures)
+from render_fixtures import vec
 
 from emostream.arkit import BLENDSHAPE_INDEX, BLENDSHAPE_NAMES
 from emostream.render import topology as tp
 from emostream.render.rig import Rig, load_rig, rotation, umeyama
-from render_fixtures import astronaut_256, render_cache, vec  # noqa: F401
 
 RIG = load_rig()
 REF = RIG.reference.astype(np.float64)
@@ -96,13 +97,13 @@ def test_left_right_pairs_are_mirror_images() -> None:
         np.testing.assert_allclose(RIG.deltas[BLENDSHAPE_INDEX[right]], mirrored, atol=1e-6, err_msg=name)
 
 
-def test_neutral_rig_reproduces_the_photo_landmarks(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_neutral_rig_reproduces_the_photo_landmarks(astronaut_256) -> None:
     rig = Rig(astronaut_256.landmarks)
     out = rig.evaluate(np.zeros((1, 55), np.float32))[0]
     np.testing.assert_allclose(out, astronaut_256.landmarks, atol=1e-3)
 
 
-def test_head_pose_conventions(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_head_pose_conventions(astronaut_256) -> None:
     rig = Rig(astronaut_256.landmarks)
     base = rig.evaluate(vec()[None])[0]
     nose = tp.NOSE_TIP
@@ -120,12 +121,12 @@ def test_rotation_and_umeyama_are_exact() -> None:
     rng = np.random.default_rng(0)
     src = rng.normal(size=(50, 3))
     dst = 2.5 * src @ r.T + np.array([1.0, -2.0, 3.0])
-    s, rr, t = umeyama(src, dst)
+    s, rr, _ = umeyama(src, dst)
     assert s == pytest.approx(2.5)
     np.testing.assert_allclose(rr, r, atol=1e-9)
 
 
-def test_mouth_close_needs_an_open_jaw(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_mouth_close_needs_an_open_jaw(astronaut_256) -> None:
     rig = Rig(astronaut_256.landmarks)
     alone = rig.shape(vec(mouthClose=1.0)[None])[0]
     np.testing.assert_allclose(alone, rig.identity, atol=1e-9)  # nothing to close

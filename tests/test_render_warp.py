@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from render_fixtures import astronaut_256, render_cache, renderer_256, vec  # noqa: F401
+from render_fixtures import *  # noqa: F403  (pytest fixtures)
+from render_fixtures import vec
 
 from emostream.arkit import BLENDSHAPE_NAMES, MOTION_DIM
 from emostream.render import topology as tp
@@ -38,7 +39,7 @@ def _motions() -> np.ndarray:
     return np.stack(rows)
 
 
-def test_warp_is_fold_free(renderer_256) -> None:  # type: ignore[no-untyped-def]
+def test_warp_is_fold_free(renderer_256) -> None:
     r = renderer_256
     w = r.warp
     kps = r.keypoints(_motions())
@@ -54,14 +55,14 @@ def test_warp_is_fold_free(renderer_256) -> None:  # type: ignore[no-untyped-def
         assert det.min() > 0.0, det.min()
 
 
-def test_neutral_frame_equals_the_source(renderer_256, astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_neutral_frame_equals_the_source(renderer_256, astronaut_256) -> None:
     out = renderer_256.render(np.zeros((2, MOTION_DIM), np.float32))
     assert out.shape == (2, 256, 256, 3) and out.dtype == np.uint8
     diff = np.abs(out.astype(int) - astronaut_256.crop.astype(int))
     assert diff.max() <= 1
 
 
-def test_background_stays_still_and_frames_are_deterministic(renderer_256, astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_background_stays_still_and_frames_are_deterministic(renderer_256, astronaut_256) -> None:
     m = _motions()
     a = renderer_256.render(m)
     b = renderer_256.render(m)
@@ -74,7 +75,7 @@ def test_background_stays_still_and_frames_are_deterministic(renderer_256, astro
     assert diff[:, ring].max() > 20  # the face did move
 
 
-def test_lips_part_and_eyes_close(renderer_256) -> None:  # type: ignore[no-untyped-def]
+def test_lips_part_and_eyes_close(renderer_256) -> None:
     kp = renderer_256.keypoints(np.stack([vec(), vec(jawOpen=1.0), vec(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)]))
     gap = np.linalg.norm(kp[:, tp.LIP_LOWER_MID] - kp[:, tp.LIP_UPPER_MID], axis=1)
     assert gap[1] > gap[0] + 15
@@ -82,11 +83,11 @@ def test_lips_part_and_eyes_close(renderer_256) -> None:  # type: ignore[no-unty
     assert eye[2] < 0.15 * eye[0]
 
 
-def _upper_teeth(r, m: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _upper_teeth(r, m: np.ndarray) -> np.ndarray:
     return r.mouth._project(r.mouth.upper_edge, m, jaw=False)
 
 
-def test_teeth_are_fixed_to_skull_and_jaw(renderer_256) -> None:  # type: ignore[no-untyped-def]
+def test_teeth_are_fixed_to_skull_and_jaw(renderer_256) -> None:
     r = renderer_256
     base = vec(jawOpen=0.7)
     lip = vec(jawOpen=0.7, mouthUpperUpLeft=1.0, mouthUpperUpRight=1.0, mouthFunnel=0.5)
@@ -99,12 +100,12 @@ def test_teeth_are_fixed_to_skull_and_jaw(renderer_256) -> None:  # type: ignore
     fa, fb = r.render(np.stack([base, lip]))
     t = _upper_teeth(r, base)
     x0, x1 = int(t[:, 0].min()) + 4, int(t[:, 0].max()) - 4
-    y = int(round(t[:, 1].mean())) - 3
+    y = round(float(t[:, 1].mean())) - 3
     np.testing.assert_array_equal(fa[y, x0:x1], fb[y, x0:x1])
     assert fa[y, x0:x1].mean() > 100  # and it is a bright tooth row, not the cavity
 
 
-def test_paste_back_keeps_the_photo(astronaut_256) -> None:  # type: ignore[no-untyped-def]
+def test_paste_back_keeps_the_photo(astronaut_256) -> None:
     from emostream.render.analytic import AnalyticRenderer
 
     r = AnalyticRenderer(astronaut_256, paste_back=True)
@@ -112,13 +113,14 @@ def test_paste_back_keeps_the_photo(astronaut_256) -> None:  # type: ignore[no-u
     out = r.render(np.stack([vec(), vec(jawOpen=1.0, yaw=0.2)]))
     photo = astronaut_256.image.astype(int)
     assert np.abs(out[0].astype(int) - photo).max() <= 2
+    assert r.paste is not None
     x0, y0, x1, y1 = r.paste.box
     far = np.ones(photo.shape[:2], bool)
     far[y0:y1, x0:x1] = False
     assert np.abs(out[1].astype(int) - photo)[far].max() == 0
 
 
-def test_rig_renders_for_fomm(renderer_256) -> None:  # type: ignore[no-untyped-def]
+def test_rig_renders_for_fomm(renderer_256) -> None:
     n = renderer_256.rig_render_neutral()
     d = renderer_256.rig_render(np.stack([vec(jawOpen=1.0)]))
     assert n.shape == (256, 256, 3) and d.shape == (1, 256, 256, 3)

@@ -38,7 +38,7 @@ def engine(backend: str = "torch", steps: int = 2) -> MotionEngine:
     with torch.no_grad():
         m.motion_mean.fill_(0.3)
         m.motion_std.fill_(0.2)
-    return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, backend=backend, refiner=None)
+    return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, backend=backend, refiner=None, smooth=0.5)
 
 
 def feats(n: int, seed: int = 1) -> np.ndarray:

@@ -28,7 +28,10 @@ def engine() -> Engine:
     from emostream.render.factory import create_renderer
 
     try:  # EMOSTREAM_TEST_MOTION=path: run these tests on another checkpoint
-        motion = MotionEngine.load(os.environ.get("EMOSTREAM_TEST_MOTION"))
+        steps = os.environ.get("EMOSTREAM_TEST_STEPS")
+        motion = MotionEngine.load(
+            os.environ.get("EMOSTREAM_TEST_MOTION"), steps=int(steps) if steps else None
+        )
     except CheckpointError as e:
         pytest.skip(f"default motion weights not installed: {e}")
     return Engine(
@@ -46,7 +49,7 @@ def blink_events(motion: np.ndarray) -> int:
 
 
 def test_silence_keeps_the_avatar_alive(engine: Engine) -> None:
-    motion = offline_motion(engine, np.zeros(12 * SAMPLE_RATE, np.float32), seed=1)
+    motion = offline_motion(engine, np.zeros(10 * SAMPLE_RATE, np.float32), seed=1)
     assert blink_events(motion) >= 1  # ~15-20 blinks a minute at rest
     assert motion[:, 52:].std(axis=0).max() > 1e-3  # the head moves a little
 

@@ -172,7 +172,7 @@ async def test_over_capacity_gets_503() -> None:
         second = Client()
         status, body = await second.connect(r.url)
         assert status == 503
-        assert "all 1 avatar sessions are in use" in body["error"]
+        assert body["error"] == "Server busy: all 1 avatar sessions are in use; try again later."
         await second.close()
         await _until(lambda: len(first.video) > 5)
         await first.close()

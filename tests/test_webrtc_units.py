@@ -22,6 +22,7 @@ from emostream.streaming.webrtc import codecs, control, ice, portrait
 from emostream.streaming.webrtc.tracks import (
     AUDIO_RATE,
     AUDIO_SAMPLES,
+    OPUS_LOOKAHEAD,
     VIDEO_CLOCK,
     AvatarAudioTrack,
     AvatarFeed,
@@ -173,8 +174,9 @@ async def test_tracks_share_t0_and_pace() -> None:
     assert [f.pts for f in got_a] == [m * AUDIO_SAMPLES for m in range(8)]
     assert elapsed > 0.18  # 6 frames at 25 fps are paced (>= 5 periods), not sent at once
     out = np.concatenate([f.to_ndarray().reshape(-1) for f in got_a]) / 32767.0
-    # 48 kHz ramp from the 16 kHz ramp: sample 3*i ≈ i / 10000 (resampler ripple aside)
-    ramp = np.arange(len(out)) / 3 / 10000.0
+    # 48 kHz ramp from the 16 kHz ramp: sample 3*i ≈ i / 10000 (resampler ripple aside),
+    # fed OPUS_LOOKAHEAD samples ahead so the decoded audio lands on its RTP timestamps.
+    ramp = (np.arange(len(out)) + OPUS_LOOKAHEAD) / 3 / 10000.0
     assert np.abs(out[200:-200] - ramp[200:-200]).max() < 0.01
     assert video.stats.repeated == 0 and audio.stats.repeated == 0
 
@@ -207,7 +209,10 @@ async def test_audio_gap_is_silence_and_feed_is_bounded() -> None:
     await feed.put_audio(1280, np.full(640, 0.5, np.float32), 16000)  # frame 1's audio missing
     audio = AvatarAudioTrack(feed)
     pcm = np.concatenate([(await audio.recv()).to_ndarray().reshape(-1) for _ in range(6)])
-    assert pcm[100:1800].min() > 10000 and np.abs(pcm[2000:3700]).max() < 200 and pcm[4000:5600].min() > 10000
+    shift = OPUS_LOOKAHEAD  # frame 0: [0, 1920) - shift, gap: [1920, 3840) - shift, frame 2 after
+    assert pcm[100 : 1900 - shift].min() > 10000
+    assert np.abs(pcm[1950 - shift : 3800 - shift]).max() < 200
+    assert pcm[3900 - shift : 5700 - shift].min() > 10000
     assert AUDIO_RATE == 48000
     # Back-pressure: a session far ahead of the tracks waits instead of growing the buffer.
     blocked = asyncio.create_task(feed.put_audio(1920, np.zeros(16000 * 3, np.float32), 16000))

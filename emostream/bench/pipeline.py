@@ -245,6 +245,7 @@ def run_bench(cfg: BenchConfig, engine: Engine | None = None) -> tuple[dict[str,
     audio = _speech(max(cfg.live_seconds, 1.0))
     # Real-time factor: compute / audio duration through the offline core.
     rtf_audio = audio[: int(min(cfg.live_seconds, 10.0) * SAMPLE_RATE)]
+    offline_render(engine, audio[:SAMPLE_RATE])  # warm
     t = time.perf_counter()
     offline_render(engine, rtf_audio)
     _sync(cfg.device)

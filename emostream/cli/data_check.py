@@ -15,12 +15,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
         no_vad: bool = typer.Option(False, "--no-vad", help="Skip the VAD alignment check (faster)."),
         strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when problems are found."),
+        workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (one shard each)."),
     ) -> None:
         """Count hours per engine / emotion and flag misalignment (phones beyond the audio,
         speech phones where Silero VAD hears silence, long pauses where it hears speech)."""
         from emostream.training.check import check_corpus
 
-        report = check_corpus(corpus, vad=not no_vad)
+        report = check_corpus(corpus, vad=not no_vad, workers=workers)
         if as_json:
             typer.echo(json.dumps(report, indent=1))
         else:

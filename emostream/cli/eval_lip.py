@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
         pad_silence: float = typer.Option(
             0.0, "--pad-silence", help="Add this many seconds of silence before and after each utterance."
         ),
+        classifier: Path | None = typer.Option(
+            None,
+            "--classifier",
+            help="Emotion classifier checkpoint: adds emotion_acc on/off (needs --motion).",
+        ),
         plot: Path | None = typer.Option(
             None, "--plot", help="Write a jawOpen-vs-phones PNG of one utterance."
         ),
@@ -68,7 +73,18 @@ def register(app: typer.Typer) -> None:
 
             base_fn = generate
 
-        res = evaluate(utts, refiner, features_for, base_fn)
+        classify: Callable[[np.ndarray], int] | None = None
+        if classifier is not None:
+            from emostream.models.emotion_classifier import load_classifier
+
+            clf, _ = load_classifier(classifier)
+
+            def classify_fn(m: np.ndarray) -> int:
+                with torch.no_grad():
+                    return int(clf(torch.from_numpy(m[None].astype(np.float32))).argmax(1)[0])
+
+            classify = classify_fn
+        res = evaluate(utts, refiner, features_for, base_fn, classify)
         doc = {
             "split": split,
             "utterances": len(utts),

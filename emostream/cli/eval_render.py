@@ -12,10 +12,11 @@ def register(app: typer.Typer) -> None:
     @app.command("render")
     def eval_render(
         image: list[str] = typer.Option(
-            None, "--image",
+            None,
+            "--image",
             help="Portrait image(s); the test-face names astronaut, grace_hopper, derived also work "
             "(default: all three test faces).",
-        ),  # fmt: skip
+        ),
         sheets: Path = typer.Option(
             Path("out/render-sheets"), "--sheets", help="Folder for one contact-sheet PNG per face."
         ),
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
             name = item if item in named else Path(item).stem
             m = evaluate_render(img, sheet_path=sheets / f"{name}.png", name=name)
             results[name] = m.to_dict()
-        out: dict[str, object] = results[next(iter(results))] if len(results) == 1 else results
+        out: object = results[next(iter(results))] if len(results) == 1 else results
         if as_json:
             typer.echo(json.dumps(out, indent=1))
         else:

@@ -13,9 +13,15 @@ def register(app: typer.Typer) -> None:
         image: str = typer.Option(
             None, "--image", help="Portrait image (default: scikit-image's public-domain astronaut)."
         ),
-        motion: Path = typer.Option(None, "--motion", help="Live Link Face CSV driving the face (no audio model)."),
-        audio: Path = typer.Option(None, "--audio", help="Speech to animate with the full pipeline (muxed in)."),
-        output: Path = typer.Option(..., "-o", "--output", help="Output mp4 (H.264 yuv420p, + AAC with --audio)."),
+        motion: Path = typer.Option(
+            None, "--motion", help="Live Link Face CSV driving the face (no audio model)."
+        ),
+        audio: Path = typer.Option(
+            None, "--audio", help="Speech to animate with the full pipeline (muxed in)."
+        ),
+        output: Path = typer.Option(
+            ..., "-o", "--output", help="Output mp4 (H.264 yuv420p, + AAC with --audio)."
+        ),
         size: int = typer.Option(256, "--size", help="Face crop size: 256 or 512."),
         renderer: str = typer.Option("analytic", "--renderer", help="analytic (CPU warp) or fomm (neural)."),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="FOMM checkpoint (--renderer fomm)."),
@@ -24,10 +30,16 @@ def register(app: typer.Typer) -> None:
         paste_back: bool = typer.Option(
             False, "--paste-back/--crop", help="Paste the face back into the full photo, or write the crop."
         ),
-        emotion: str = typer.Option(None, "--emotion", help="With --audio: NAME[:INTENSITY], e.g. happy:0.8."),
-        style: Path = typer.Option(None, "--style", help="With --audio: a Live Link CSV whose style to imitate."),
+        emotion: str = typer.Option(
+            None, "--emotion", help="With --audio: NAME[:INTENSITY], e.g. happy:0.8."
+        ),
+        style: Path = typer.Option(
+            None, "--style", help="With --audio: a Live Link CSV whose style to imitate."
+        ),
         seed: int = typer.Option(0, "--seed", help="With --audio: sampler seed (fixed seed, same video)."),
-        arkit_csv: Path = typer.Option(None, "--arkit-csv", help="With --audio: also write the motion as a Live Link CSV."),
+        arkit_csv: Path = typer.Option(
+            None, "--arkit-csv", help="With --audio: also write the motion as a Live Link CSV."
+        ),
         fps: int = typer.Option(25, "--fps", help="Video frame rate (25 or 30)."),
     ) -> None:
         """Render a talking portrait to mp4 (from ARKit motion, or from speech)."""

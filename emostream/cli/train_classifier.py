@@ -16,7 +16,9 @@ def register(app: typer.Typer) -> None:
         steps: int = typer.Option(1500, "--steps", help="Optimiser steps."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         redraws: int = typer.Option(1, "--redraws", help="Extra target redraws per training utterance."),
-        threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."),
+        threads: int = typer.Option(
+            1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
+        ),
     ) -> None:
         """Train the 8-way emotion classifier on corpus targets; prints its held-out accuracy."""
         import torch

@@ -35,7 +35,9 @@ def register(app: typer.Typer) -> None:
         augment_copies: int = typer.Option(
             1, "--augment-copies", help="Augmented audio versions per utterance."
         ),
-        threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."),
+        threads: int = typer.Option(
+            1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
+        ),
         max_utts: int = typer.Option(0, "--max-utts", help="Use at most this many utterances (0: all)."),
     ) -> None:
         """Distill the teacher to --sampler-steps DDIM steps (progressive distillation)."""

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
         window: int = typer.Option(24, "--window", help="Window length W in frames."),
         d_model: int = typer.Option(96, "--d-model", help="Transformer width."),
         layers: int = typer.Option(3, "--layers", help="Transformer blocks."),
-        threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."),
+        threads: int = typer.Option(
+            1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
+        ),
         max_utts: int = typer.Option(
             0, "--max-utts", help="Use at most this many training utterances (0: all)."
         ),

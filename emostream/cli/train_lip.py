@@ -41,6 +41,10 @@ def register(app: typer.Typer) -> None:
         ckpt_every: int = typer.Option(
             250, "--ckpt-every", help="Checkpoint (and curves PNG) every N steps."
         ),
+        gate_weight: float = typer.Option(0.05, "--gate-weight", help="Weight of the lip-closure gate loss."),
+        bilabial_weight: float = typer.Option(
+            4.0, "--bilabial-weight", help="Extra weight of bilabial-closure frames in the gate loss."
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Train the lip refiner; re-running the same command resumes from OUT's checkpoint."""
@@ -54,7 +58,8 @@ def register(app: typer.Typer) -> None:
         torch.set_num_threads(threads)
         cfg = TrainLipConfig(
             steps=steps, batch=batch, lr=lr, augment_copies=augment_copies, seed=seed, threads=threads,
-            device=device, ckpt_every=ckpt_every, eval_every=ckpt_every,
+            device=device, ckpt_every=ckpt_every, eval_every=ckpt_every, gate_weight=gate_weight,
+            bilabial_weight=bilabial_weight,
             model={"lookahead_frames": lookahead, "hidden": hidden, "lstm_layers": layers, "fps": fps},
         )  # fmt: skip
         train_items = load_items(data, TRAIN_SPLITS, fps, augment_copies, seed, limit)

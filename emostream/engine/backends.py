@@ -41,7 +41,7 @@ class TorchBackend:
     ) -> np.ndarray:
         dev = self.device
         args = [
-            torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(dev)
+            torch.from_numpy(np.require(a, np.float32, ["C", "W"])).to(dev)
             for a in (x_t, t, audio, style, prefix, mask, keep)
         ]
         return self.model(*args).float().cpu().numpy()

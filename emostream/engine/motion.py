@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: emostream/assets/weights/<name>.{safetensors,json}
 DEFAULT_WEIGHTS = "emodiff_distilled"
 TEACHER_WEIGHTS = "emodiff"
+#: Zero-latency output filter weight (see ``WindowSchedule.smooth``).
+DEFAULT_SMOOTH = 0.5
 
 
 def weights_path(name: str = DEFAULT_WEIGHTS) -> Path:
@@ -79,6 +81,7 @@ class MotionEngine:
         fps: int = DEFAULT_FPS,
         refiner: Refiner | None = None,
         guidance: Guidance = Guidance(),
+        smooth: float = DEFAULT_SMOOTH,
     ) -> None:
         self.fps = check_fps(fps)
         trained_fps = int(meta.get("fps", fps))
@@ -90,7 +93,7 @@ class MotionEngine:
         if self.steps < 1:
             raise ConfigError(f"sampler steps must be >= 1, got {self.steps}")
         self.schedule = WindowSchedule(
-            model.cfg.window, int(meta.get("hop", 3)), int(meta.get("lookahead", 2))
+            model.cfg.window, int(meta.get("hop", 3)), int(meta.get("lookahead", 2)), smooth=smooth
         )
         self.backend_name = backend
         self.net = make_backend(model, backend, device)
@@ -111,6 +114,7 @@ class MotionEngine:
         fps: int = DEFAULT_FPS,
         refiner: bool | str | Path | Refiner | None = True,
         guidance: Guidance = Guidance(),
+        smooth: float = DEFAULT_SMOOTH,
     ) -> MotionEngine:
         """``path`` None → the default distilled weights shipped in the package. ``steps`` None →
         the steps the checkpoint was trained/distilled for. ``refiner`` True → the default lip
@@ -135,6 +139,7 @@ class MotionEngine:
             fps=fps,
             refiner=_load_refiner(refiner, device, backend),
             guidance=guidance,
+            smooth=smooth,
         )
 
     @property

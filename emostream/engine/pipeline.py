@@ -276,7 +276,11 @@ class Engine:
     def warm_up(self, portrait: PortraitKey = None) -> None:
         """Run every stage once (allocations, kernel selection) so a session's first frame
         is not slowed by one-time costs."""
-        motion = offline_motion(self, np.zeros(SAMPLE_RATE // 2, np.float32))
+        from emostream.assets import sample_path
+        from emostream.streaming.audio_io import load_audio
+
+        speech = load_audio(sample_path())[:SAMPLE_RATE]  # speech and silence take different paths
+        motion = offline_motion(self, np.concatenate([speech, np.zeros(SAMPLE_RATE // 2, np.float32)]))
         self.renderer_for(portrait).render(motion[:1])
 
     def renderer_for(self, portrait: PortraitKey = None) -> Renderer:

@@ -119,11 +119,17 @@ def sample_window(
 class WindowSchedule:
     """W = P (known) + H (emitted) + L (lookahead) frames."""
 
-    window: int = 32
+    window: int = 24
     hop: int = 3
     lookahead: int = 2
+    #: weight a of the zero-latency [a/2, 1-a, a/2] temporal filter applied to the emitted frames
+    #: of each window (neighbours: the previous emitted frame and the window's own next frame,
+    #: a lookahead frame for the last one); 0 disables it.
+    smooth: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.smooth < 1.0:
+            raise ConfigError(f"smooth must be in [0, 1), got {self.smooth}")
         if self.hop < 1 or self.lookahead < 0 or self.hop + self.lookahead >= self.window:
             raise ConfigError(
                 f"bad window schedule W={self.window} H={self.hop} L={self.lookahead}: "
@@ -277,7 +283,12 @@ class WindowSampler:
             self.steps,
             self.guidance,
         )
-        new = clamp_motion(x0[:, P : P + n_new] * self.std + self.mean)  # [B, n_new, 55]
+        new = x0[:, P : P + n_new]
+        if self.sched.smooth:
+            a = np.float32(self.sched.smooth)
+            right = np.minimum(np.arange(P + 1, P + 1 + n_new), W - 1)
+            new = (1 - a) * new + 0.5 * a * (x0[:, P - 1 : P - 1 + n_new] + x0[:, right])
+        new = clamp_motion(new * self.std + self.mean)  # [B, n_new, 55]
         self.hist = np.concatenate([self.hist, (new - self.mean) / self.std], axis=1)[:, -P:]
         feat = self._features(self.emitted, n_new)
         self.emitted += n_new

@@ -28,6 +28,7 @@ from emostream.render.warp import MeshWarp, regularize_source
 
 _UPPER_INNER = np.array(tp.LIP_UPPER_INNER)
 _LOWER_INNER = np.array(tp.LIP_LOWER_INNER)
+_OVAL = np.array(tp.FACE_OVAL)
 
 
 class AnalyticRenderer:
@@ -43,7 +44,11 @@ class AnalyticRenderer:
         self.warp = MeshWarp.build(portrait.landmarks, self.size, step=step)
         self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks)
         self.eyelids = Eyelids(portrait.crop, portrait.landmarks)
-        self.paste = PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask(), portrait.crop) if paste_back else None
+        self.paste = (
+            PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask(), portrait.crop)
+            if paste_back
+            else None
+        )
         self._rig_renderer: RigRenderer | None = None
         if self.paste is not None:
             self.height, self.width = portrait.image.shape[:2]
@@ -55,7 +60,15 @@ class AnalyticRenderer:
     def keypoints(self, motion: np.ndarray) -> np.ndarray:
         """float[B, 55] → float64[B, 468, 2]: driven keypoints in crop px (relative motion)."""
         it = self.rig.evaluate(motion)[:, :, :2]
-        return relative_keypoints(self.kp_source, it, self.kp_neutral, scale=self.scale)
+        kp = relative_keypoints(self.kp_source, it, self.kp_neutral, scale=self.scale)
+        # Smooth the displacement along the face outline ([1 2 1]/4, twice): the landmark model's
+        # depth along the silhouette is noisy, and under head rotation that noise would show as
+        # notches in the jaw line where the face meets the still background.
+        d = kp[:, _OVAL] - self.kp_source[_OVAL]
+        for _ in range(2):
+            d = 0.25 * np.roll(d, 1, axis=1) + 0.5 * d + 0.25 * np.roll(d, -1, axis=1)
+        kp[:, _OVAL] = self.kp_source[_OVAL] + d
+        return kp
 
     def render_crop(self, motion_row: np.ndarray, kp: np.ndarray) -> np.ndarray:
         mx, my, alpha = self.warp.backward_map(kp)

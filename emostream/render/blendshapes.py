@@ -142,7 +142,9 @@ class _Author:
         # the lash line just above the contour moves rigidly with it (it is not stretched into a
         # dark band); the lid skin above stretches, fading out below the brow
         lash = 0.035
-        w_up = np.where(on_up, 1.0, np.where(y <= y_up, np.exp(-((np.clip(above - lash, 0, None) / 0.08) ** 2)), 0.0))
+        w_up = np.where(
+            on_up, 1.0, np.where(y <= y_up, np.exp(-((np.clip(above - lash, 0, None) / 0.08) ** 2)), 0.0)
+        )
         w_lo = np.where(on_lo, 1.0, np.where(y >= y_lo, np.exp(-((below / 0.06) ** 2)), 0.0))
         w_up = np.where(on_lo, 0.0, w_up)
         w_lo = np.where(on_up, 0.0, w_lo)
@@ -183,7 +185,7 @@ class _Author:
         # funnel: lips pushed forward and flared into an "O"; corners come in
         d = self.zeros()
         mouth = gauss(v, (0.0, self.corner_y), 0.28) * self.lower_face
-        d[:, 0] = -0.07 * x / self.mouth_half_width * mouth
+        d[:, 0] = -0.12 * x / self.mouth_half_width * mouth
         d[:, 2] = -0.08 * mouth
         d[:, 1] += np.where(self.lower_lip, 0.07 * (0.4 + 0.6 * self.profile), 0.0)
         d[:, 1] += np.where(self.upper_lip, -0.04 * (0.4 + 0.6 * self.profile), 0.0)
@@ -191,7 +193,7 @@ class _Author:
         # pucker: corners strongly in, lips forward, lips stay closed
         d = self.zeros()
         pucker = gauss(v, (0.0, self.corner_y), 0.25) * self.lower_face
-        d[:, 0] = -0.11 * x / self.mouth_half_width * pucker
+        d[:, 0] = -0.14 * x / self.mouth_half_width * pucker
         d[:, 2] = -0.10 * pucker
         out["mouthPucker"] = d
         d = self.zeros()
@@ -208,8 +210,12 @@ class _Author:
         stretch[:, 1] += np.where(self.lower_lip, 0.03 * self.side_left, 0.0)
         out["mouthStretchLeft"] = stretch
         # thickness-based lip shapes (never cross the inner contour)
-        th_l = self.t_lower * (_interp_contour(v, tp.LIP_LOWER_OUTER, x) - _interp_contour(v, tp.LIP_LOWER_INNER, x))
-        th_u = self.t_upper * (_interp_contour(v, tp.LIP_UPPER_INNER, x) - _interp_contour(v, tp.LIP_UPPER_OUTER, x))
+        th_l = self.t_lower * (
+            _interp_contour(v, tp.LIP_LOWER_OUTER, x) - _interp_contour(v, tp.LIP_LOWER_INNER, x)
+        )
+        th_u = self.t_upper * (
+            _interp_contour(v, tp.LIP_UPPER_INNER, x) - _interp_contour(v, tp.LIP_UPPER_OUTER, x)
+        )
         d = self.zeros()
         d[:, 1] = -0.7 * th_l
         d[:, 2] = 0.04 * self.t_lower
@@ -235,7 +241,9 @@ class _Author:
         out["mouthLowerDownLeft"] = d
         d = self.zeros()
         naso = gauss(v, (0.2, 0.48), 0.08) * self.left
-        d[:, 1] = np.where(self.upper_lip, -0.06, 0.0) * self.side_left * (0.3 + 0.7 * self.profile) - 0.02 * naso
+        d[:, 1] = (
+            np.where(self.upper_lip, -0.06, 0.0) * self.side_left * (0.3 + 0.7 * self.profile) - 0.02 * naso
+        )
         out["mouthUpperUpLeft"] = d
         # brows
         brow_c = v[list(tp.BROW_LEFT_UPPER + tp.BROW_LEFT_LOWER)].mean(0)

@@ -12,7 +12,8 @@ Metrics (JSON):
 - ``background_mae``: mean |Δ| (0–255) against the source of pixels far outside the face (outside
   the warp ring, 8 px margin), over all frames;
 - ``flicker``: mean |Δ| between consecutive frames of a static segment (the whole frame);
-- ``ms_per_frame_256`` / ``ms_per_frame_512``: render time per frame, one thread.
+- ``ms_per_frame_256`` / ``ms_per_frame_512``: CPU time per rendered frame (``process_time``, one
+  thread; robust to other load on the machine).
 
 The contact sheet (neutral, jaw open, "oo", smile, blink, sad brows, head left/right) is written
 as a PNG per face.
@@ -60,7 +61,13 @@ VISEMES = (
     {"jawOpen": 0.6},
     {"mouthPucker": 1.0, "jawForward": 0.6, "jawOpen": 0.2},
     {"mouthFunnel": 1.0},
-    {"mouthPressLeft": 0.8, "mouthPressRight": 0.8, "mouthDimpleLeft": 1.0, "mouthDimpleRight": 1.0, "jawOpen": 0.3},
+    {
+        "mouthPressLeft": 0.8,
+        "mouthPressRight": 0.8,
+        "mouthDimpleLeft": 1.0,
+        "mouthDimpleRight": 1.0,
+        "jawOpen": 0.3,
+    },
     {"mouthRollLower": 0.8, "mouthRollUpper": 0.8, "mouthUpperUpLeft": 0.3, "mouthUpperUpRight": 0.3},
 )
 
@@ -70,7 +77,10 @@ SHEET_POSES: tuple[tuple[str, np.ndarray], ...] = (
     ("oo", _vec(mouthFunnel=1.0, mouthPucker=0.4, jawOpen=0.25)),
     ("smile", _vec(mouthSmileLeft=1.0, mouthSmileRight=1.0, cheekSquintLeft=0.5, cheekSquintRight=0.5)),
     ("blink", _vec(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)),
-    ("sad brows", _vec(browInnerUp=1.0, browDownLeft=0.3, browDownRight=0.3, mouthFrownLeft=0.6, mouthFrownRight=0.6)),
+    (
+        "sad brows",
+        _vec(browInnerUp=1.0, browDownLeft=0.3, browDownRight=0.3, mouthFrownLeft=0.6, mouthFrownRight=0.6),
+    ),
     ("head left", _vec(yaw=-0.3)),
     ("head right", _vec(yaw=0.3)),
 )
@@ -94,9 +104,25 @@ def scripted_motion() -> Script:
     add("static", np.repeat(_vec()[None], 12, 0))
     add("jaw", np.stack([_vec(jawOpen=float(w)) for w in _ramp(31)]))
     add("visemes", np.stack([_vec(**v) for v in VISEMES for _ in range(4)]))
-    add("blink", np.stack([_vec(eyeBlinkLeft=float(w), eyeBlinkRight=float(w)) for w in np.concatenate([_ramp(9), _ramp(9)])]))
+    add(
+        "blink",
+        np.stack(
+            [
+                _vec(eyeBlinkLeft=float(w), eyeBlinkRight=float(w))
+                for w in np.concatenate([_ramp(9), _ramp(9)])
+            ]
+        ),
+    )
     add("smile", np.stack([_vec(mouthSmileLeft=float(w), mouthSmileRight=float(w)) for w in _ramp(21)]))
-    add("brows", np.stack([_vec(browInnerUp=float(w), browOuterUpLeft=float(w), browOuterUpRight=float(w)) for w in _ramp(15)]))
+    add(
+        "brows",
+        np.stack(
+            [
+                _vec(browInnerUp=float(w), browOuterUpLeft=float(w), browOuterUpRight=float(w))
+                for w in _ramp(15)
+            ]
+        ),
+    )
     add("yaw", np.stack([_vec(yaw=float(a)) for a in 0.35 * np.sin(np.linspace(0, 2 * np.pi, 31))]))
     add("pitch", np.stack([_vec(pitch=float(a)) for a in 0.25 * np.sin(np.linspace(0, 2 * np.pi, 21))]))
     add("roll", np.stack([_vec(roll=float(a)) for a in 0.25 * np.sin(np.linspace(0, 2 * np.pi, 21))]))
@@ -151,9 +177,10 @@ def eye_opening(lms: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...])
 
 def _time_render(r: AnalyticRenderer, motion: np.ndarray) -> float:
     r.render(motion[:3])  # warm-up
-    t0 = time.perf_counter()
-    r.render(motion)
-    return (time.perf_counter() - t0) * 1000 / len(motion)
+    t0 = time.process_time()
+    for i in range(len(motion)):
+        r.render(motion[i : i + 1])
+    return (time.process_time() - t0) * 1000 / len(motion)
 
 
 def contact_sheet(r: AnalyticRenderer, title: str = "") -> np.ndarray:
@@ -162,8 +189,26 @@ def contact_sheet(r: AnalyticRenderer, title: str = "") -> np.ndarray:
     for (name, _), f in zip(SHEET_POSES, frames, strict=True):
         f = np.ascontiguousarray(f)
         s = f.shape[0] / 256
-        cv2.putText(f, name, (6, int(20 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, (255, 255, 255), max(1, int(2 * s)), cv2.LINE_AA)
-        cv2.putText(f, name, (6, int(20 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, (20, 20, 20), max(1, int(s)), cv2.LINE_AA)
+        cv2.putText(
+            f,
+            name,
+            (6, int(20 * s)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5 * s,
+            (255, 255, 255),
+            max(1, int(2 * s)),
+            cv2.LINE_AA,
+        )
+        cv2.putText(
+            f,
+            name,
+            (6, int(20 * s)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5 * s,
+            (20, 20, 20),
+            max(1, int(s)),
+            cv2.LINE_AA,
+        )
         tiles.append(f)
     rows = [np.concatenate(tiles[i : i + 4], 1) for i in range(0, len(tiles), 4)]
     sheet = np.concatenate(rows, 0)

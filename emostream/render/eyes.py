@@ -44,11 +44,12 @@ class Eyelids:
             under_band = np.concatenate([lm[lw] + [0, 0.6 * lash], (lm[lw] + [0, 1.6 * lash])[::-1]])
             lash_band = np.concatenate([lm[u] - [0, 0.2 * lash], top[::-1]])
             rest = float(np.median(lm[lw[2:-2], 1] - lm[u[2:-2], 1]))
-            self.eyes.append(
-                (u, lw, _band_median(crop, lid_band), _band_median(crop, under_band),
-                 np.percentile(crop[cv2.fillPoly(np.zeros(crop.shape[:2], np.uint8), [np.round(lash_band).astype(np.int32)], 1) > 0], 15, axis=0)
-                 if rest > 0 else np.zeros(3), max(rest, 1e-3))
-            )  # fmt: skip
+            lash_mask = np.zeros(crop.shape[:2], np.uint8)
+            cv2.fillPoly(lash_mask, [np.round(lash_band).astype(np.int32)], 1)
+            lash_px = crop[lash_mask > 0]
+            lash_c = np.percentile(lash_px, 15, axis=0) if len(lash_px) else np.zeros(3)
+            lid_c, under_c = _band_median(crop, lid_band), _band_median(crop, under_band)
+            self.eyes.append((u, lw, lid_c, under_c, lash_c, max(rest, 1e-3)))
         self.lash = lash
 
     def draw(self, frame: np.ndarray, kp: np.ndarray) -> None:
@@ -61,7 +62,7 @@ class Eyelids:
             if a <= 0.0:
                 continue
             top = kp[u] - [0, self.lash]
-            poly = np.concatenate([top, kp[lw][::-1] + [0, 0.5]])
+            poly = np.concatenate([top, kp[lw][::-1] + np.array([0.0, 0.5])])
             x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 2, 0)
             x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 3, s)
             if x1 - x0 < 2 or y1 - y0 < 2:
@@ -69,8 +70,10 @@ class Eyelids:
             off = np.array([x0, y0], np.float64)
             h, w = y1 - y0, x1 - x0
             mask = np.zeros((h, w), np.uint8)
-            cv2.fillPoly(mask, [np.round((poly - off) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT)
-            mask = cv2.GaussianBlur(mask, (0, 0), 0.7)
+            cv2.fillPoly(
+                mask, [np.round((poly - off) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT
+            )
+            mask = cv2.GaussianBlur(mask, (0, 0), max(0.7, 0.015 * self.iod))
             # vertical blend from lid skin (top) to under-eye skin (bottom)
             ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
             skin = lid_c * (1 - 0.5 * ys) + under_c * (0.5 * ys)

@@ -322,7 +322,9 @@ def eyelid_contours(img: np.ndarray, lm: np.ndarray) -> list[np.ndarray]:
             ang = float(np.arctan2(p0[1] - p1[1], p0[0] - p1[0]))
         roi = Roi(((p0 + p1) / 2).astype(np.float32), float(np.linalg.norm(p1 - p0)) * 2.3, -ang)
         m = roi.affine(IRIS_INPUT)
-        crop = cv2.warpAffine(img, m, (IRIS_INPUT, IRIS_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(
+            img, m, (IRIS_INPUT, IRIS_INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         if flip:
             crop = crop[:, ::-1]
         contour, _ = _model("iris_landmark/iris_landmark.tflite")(crop.astype(np.float32) / 255.0)

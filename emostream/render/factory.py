@@ -7,6 +7,7 @@ or a path (``None`` = the default astronaut portrait).
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from emostream.errors import ConfigError, DependencyError
@@ -46,7 +47,9 @@ def create_renderer(
         # the analytic warp is CPU code by design; --device only affects neural stages
         return AnalyticRenderer(prepared, paste_back=paste_back)
     if checkpoint is None:
-        raise ConfigError("the fomm renderer needs --checkpoint (a FOMM checkpoint; train one with `emostream train fomm`)")
+        raise ConfigError(
+            "the fomm renderer needs --checkpoint (a FOMM checkpoint; train one with `emostream train fomm`)"
+        )
     try:
         from emostream.render.fomm_renderer import FommRenderer
     except ImportError as e:

@@ -53,8 +53,12 @@ class InnerMouth:
         self.upper_gum = _arch(xs, y_up_edge - 0.11, z_front + 0.01)
         self.lower_edge = _arch(xs, y_lo_edge, z_front + 0.02)
         self.lower_gum = _arch(xs, y_lo_edge + 0.10, z_front + 0.03)
-        self.upper_gaps = np.stack([_arch(x, y_up_edge, z_front), _arch(x, y_up_edge - 0.11, z_front + 0.01)], 1)
-        self.lower_gaps = np.stack([_arch(x, y_lo_edge, z_front + 0.02), _arch(x, y_lo_edge + 0.10, z_front + 0.03)], 1)
+        self.upper_gaps = np.stack(
+            [_arch(x, y_up_edge, z_front), _arch(x, y_up_edge - 0.11, z_front + 0.01)], 1
+        )
+        self.lower_gaps = np.stack(
+            [_arch(x, y_lo_edge, z_front + 0.02), _arch(x, y_lo_edge + 0.10, z_front + 0.03)], 1
+        )
         self.tongue_center = np.array([0.0, y_lo_edge + 0.06, z_front + 0.16])
         self.mouth_center = np.array([0.0, closed_mid + 0.06, z_front])
         half_width = float(v[tp.MOUTH_CORNER_LEFT, 0] - v[tp.MOUTH_CORNER_RIGHT, 0]) / 2
@@ -62,7 +66,9 @@ class InnerMouth:
         # colours from the photo: lips (median of the lip bodies), skin brightness
         lm = landmarks[:, :2]
         mask = np.zeros(crop.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(lm[list(tp.LIP_LOWER_OUTER + tp.LIP_LOWER_INNER[::-1])]).astype(np.int32)], 1)
+        cv2.fillPoly(
+            mask, [np.round(lm[list(tp.LIP_LOWER_OUTER + tp.LIP_LOWER_INNER[::-1])]).astype(np.int32)], 1
+        )
         lip = np.median(crop[mask > 0], axis=0) if mask.any() else np.array([150.0, 80, 80])
         cheek = crop[int(lm[tp.CHEEK_LEFT, 1]), int(lm[tp.CHEEK_LEFT, 0])].astype(np.float64)
         light = float(np.clip(cheek.mean() / 150.0, 0.55, 1.1))
@@ -79,12 +85,16 @@ class InnerMouth:
             p = np.einsum("bij,bnj->bni", r, p) + t[:, None]
         return np.asarray(self.rig.to_camera(p, motion[None])[0].reshape(*pts.shape[:-1], 3))
 
-    def draw(self, frame: np.ndarray, motion: np.ndarray, upper_inner: np.ndarray, lower_inner: np.ndarray) -> None:
+    def draw(
+        self, frame: np.ndarray, motion: np.ndarray, upper_inner: np.ndarray, lower_inner: np.ndarray
+    ) -> None:
         """Composite the inner mouth into ``frame`` (uint8[S, S, 3], in place).
 
         ``upper_inner`` / ``lower_inner``: float[11, 2] driven inner-lip contours (crop px)."""
         gap = float(np.linalg.norm(lower_inner[5] - upper_inner[5]))
-        open_w = float(np.clip((gap - self.src_gap - OPEN_RAMP_PX[0]) / (OPEN_RAMP_PX[1] - OPEN_RAMP_PX[0]), 0, 1))
+        open_w = float(
+            np.clip((gap - self.src_gap - OPEN_RAMP_PX[0]) / (OPEN_RAMP_PX[1] - OPEN_RAMP_PX[0]), 0, 1)
+        )
         if open_w <= 0.0:
             return
         poly = np.concatenate([upper_inner, lower_inner[::-1]])
@@ -110,7 +120,14 @@ class InnerMouth:
         # tongue (moves with the jaw; tongueOut pushes it forward and up)
         t_out = float(m[BLENDSHAPE_INDEX["tongueOut"]])
         tc = self.tongue_center + np.array([0.0, -0.04 * t_out, -0.2 * t_out])
-        ring = tc + np.stack([0.2 * np.cos(np.linspace(0, 2 * np.pi, 24)), 0.05 * np.sin(np.linspace(0, 2 * np.pi, 24)), np.zeros(24)], -1)
+        ring = tc + np.stack(
+            [
+                0.2 * np.cos(np.linspace(0, 2 * np.pi, 24)),
+                0.05 * np.sin(np.linspace(0, 2 * np.pi, 24)),
+                np.zeros(24),
+            ],
+            -1,
+        )
         tongue = self._project(ring, m, jaw=True)
         cv2.fillPoly(roi, [fx(tongue)], self.tongue.tolist(), cv2.LINE_AA, _SHIFT)
         # lower teeth (jaw), then upper teeth (skull) in front
@@ -125,7 +142,15 @@ class InnerMouth:
             cv2.polylines(roi, [fx(g)], False, self.gum.tolist(), 1, cv2.LINE_AA, _SHIFT)
             gp = self._project(gaps, m, jaw)
             for k in range(len(gp)):
-                cv2.line(roi, tuple(fx(gp[k, 0])), tuple(fx(gp[k, 1])), (self.tooth * 0.8).tolist(), 1, cv2.LINE_AA, _SHIFT)
+                cv2.line(
+                    roi,
+                    tuple(fx(gp[k, 0])),
+                    tuple(fx(gp[k, 1])),
+                    (self.tooth * 0.8).tolist(),
+                    1,
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
         # side teeth recede into shadow
         side = np.clip(np.abs(xx - c[0]) / r[0], 0, 1)[..., None]
         roi = (roi * (1.0 - 0.45 * side**2)).astype(np.float32)

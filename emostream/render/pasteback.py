@@ -14,7 +14,9 @@ import numpy as np
 
 
 class PasteBack:
-    def __init__(self, image: np.ndarray, crop_affine: np.ndarray, ring_mask: np.ndarray, source_crop: np.ndarray) -> None:
+    def __init__(
+        self, image: np.ndarray, crop_affine: np.ndarray, ring_mask: np.ndarray, source_crop: np.ndarray
+    ) -> None:
         self.image = image
         self.source_crop = source_crop.astype(np.float32)
         h, w = image.shape[:2]
@@ -27,7 +29,9 @@ class PasteBack:
         self.inv = inv.copy()
         self.inv[:, 2] = inv[:, 2] - [x0, y0]  # crop px -> box px
         self.box_size = (int(x1 - x0), int(y1 - y0))
-        self.mask = cv2.warpAffine(ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR)[..., None]
+        self.mask = cv2.warpAffine(
+            ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR
+        )[..., None]
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.box
@@ -35,7 +39,9 @@ class PasteBack:
         if x1 <= x0 or y1 <= y0:
             return out
         change = crop.astype(np.float32) - self.source_crop
-        warped = cv2.warpAffine(change, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        warped = cv2.warpAffine(
+            change, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
         region = out[y0:y1, x0:x1]
         region[:] = np.clip(region + warped * self.mask + 0.5, 0, 255).astype(np.uint8)
         return out

@@ -47,7 +47,6 @@ def default_portrait() -> np.ndarray:
 
 def _grace_hopper() -> np.ndarray:
     import matplotlib
-
     from PIL import Image
 
     p = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -73,29 +72,20 @@ def derived_test_face() -> np.ndarray:
 
 def sample_faces() -> list[tuple[str, np.ndarray]]:
     """The three faces the render tests and ``eval render`` use by default."""
-    return [("astronaut", default_portrait()), ("grace_hopper", _grace_hopper()), ("derived", derived_test_face())]
+    return [
+        ("astronaut", default_portrait()),
+        ("grace_hopper", _grace_hopper()),
+        ("derived", derived_test_face()),
+    ]
 
 
 def load_image(path: str | Path | None) -> np.ndarray:
     """RGB uint8; ``None`` (or ``"astronaut"``) gives the default portrait."""
     if path is None or str(path) == "astronaut":
         return default_portrait()
-    try:
-        from emostream.streaming.image_io import load_image_rgb
-    except ImportError:
-        load_image_rgb = None
-    if load_image_rgb is not None:
-        return np.asarray(load_image_rgb(path))
-    p = Path(path)
-    if not p.is_file():
-        raise ImageError("file not found", p)
-    try:
-        from PIL import Image
+    from emostream.streaming.image_io import load_image_rgb
 
-        with Image.open(p) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as e:  # PIL raises many types for bad files
-        raise ImageError(f"cannot read the image ({e})", p) from e
+    return np.asarray(load_image_rgb(path))
 
 
 def image_hash(img: np.ndarray) -> str:
@@ -105,7 +95,9 @@ def image_hash(img: np.ndarray) -> str:
     return h.hexdigest()[:32]
 
 
-def cached_landmarks(img: np.ndarray, *, path: str | Path | None = None, use_cache: bool = True) -> np.ndarray:
+def cached_landmarks(
+    img: np.ndarray, *, path: str | Path | None = None, use_cache: bool = True
+) -> np.ndarray:
     """float32[468, 3] landmarks of the largest face in ``img`` (full-image pixels)."""
     key = image_hash(img)
     f = cache_dir() / f"{key}.npz"

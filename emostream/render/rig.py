@@ -57,7 +57,9 @@ class RigData:
 @cache
 def load_rig(path: Path = RIG_PATH) -> RigData:
     if not path.is_file():
-        raise DependencyError(f"rig asset {path} is missing; build it with: python -m emostream.render.build_rig")
+        raise DependencyError(
+            f"rig asset {path} is missing; build it with: python -m emostream.render.build_rig"
+        )
     with np.load(path) as z:
         data = RigData(
             reference=z["reference"], triangles=z["triangles"], mirror=z["mirror"], deltas=z["deltas"],
@@ -75,9 +77,15 @@ def rotation(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray
     cp, sp = np.cos(pitch), np.sin(pitch)
     cr, sr = np.cos(roll), np.sin(roll)
     one, zero = np.ones_like(yaw), np.zeros_like(yaw)
-    ry = np.stack([np.stack([cy, zero, -sy], -1), np.stack([zero, one, zero], -1), np.stack([sy, zero, cy], -1)], -2)
-    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2)
-    rz = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2)
+    ry = np.stack(
+        [np.stack([cy, zero, -sy], -1), np.stack([zero, one, zero], -1), np.stack([sy, zero, cy], -1)], -2
+    )
+    rx = np.stack(
+        [np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2
+    )
+    rz = np.stack(
+        [np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2
+    )
     return np.asarray(ry @ rx @ rz)
 
 
@@ -162,9 +170,13 @@ class Rig:
         ang = motion[:, BLENDSHAPE_INDEX["jawOpen"]] * self.data.jaw_angle
         c, s = np.cos(ang), np.sin(ang)
         one, zero = np.ones_like(ang), np.zeros_like(ang)
-        r = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, c, -s], -1), np.stack([zero, s, c], -1)], -2)
+        r = np.stack(
+            [np.stack([one, zero, zero], -1), np.stack([zero, c, -s], -1), np.stack([zero, s, c], -1)], -2
+        )
         piv = self.data.jaw_pivot.astype(np.float64)
         t = piv - np.einsum("bij,j->bi", r, piv)
         t[:, 2] += -JAW_FORWARD * motion[:, BLENDSHAPE_INDEX["jawForward"]]
-        t[:, 0] += JAW_SIDE * (motion[:, BLENDSHAPE_INDEX["jawLeft"]] - motion[:, BLENDSHAPE_INDEX["jawRight"]])
+        t[:, 0] += JAW_SIDE * (
+            motion[:, BLENDSHAPE_INDEX["jawLeft"]] - motion[:, BLENDSHAPE_INDEX["jawRight"]]
+        )
         return r, t

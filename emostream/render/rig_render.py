@@ -33,7 +33,9 @@ class RigRenderer:
         brows = set(tp.BROW_RIGHT_UPPER + tp.BROW_RIGHT_LOWER + tp.BROW_LEFT_UPPER + tp.BROW_LEFT_LOWER)
         color = np.tile(SKIN, (len(self.face_tris), 1))
         for i, t in enumerate(self.face_tris.tolist()):
-            if sum(v in lips for v in t) >= 2 and not all(v in tp.LIP_UPPER_OUTER + tp.LIP_LOWER_OUTER for v in t):
+            if sum(v in lips for v in t) >= 2 and not all(
+                v in tp.LIP_UPPER_OUTER + tp.LIP_LOWER_OUTER for v in t
+            ):
                 color[i] = LIPS
             elif sum(v in brows for v in t) >= 2:
                 color[i] = BROWS
@@ -56,7 +58,15 @@ class RigRenderer:
         for top, bot in ((tp.EYE_RIGHT_TOP, tp.EYE_RIGHT_BOTTOM), (tp.EYE_LEFT_TOP, tp.EYE_LEFT_BOTTOM)):
             c = (v[top, :2] + v[bot, :2]) / 2
             r = max(float(np.linalg.norm(v[top, :2] - v[bot, :2])) * 0.55, 0.5)
-            cv2.circle(img, tuple(np.round(c * (1 << _SHIFT)).astype(int)), int(r * (1 << _SHIFT)), (40, 32, 30), -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(
+                img,
+                tuple(np.round(c * (1 << _SHIFT)).astype(int)),
+                int(r * (1 << _SHIFT)),
+                (40, 32, 30),
+                -1,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
         order = np.argsort(-p[:, :, 2].mean(1))  # far first
         for i in order:
             if lam[i] < 0.05:

@@ -61,7 +61,9 @@ def motion_from_audio(
         from emostream.engine.features import features_for
         from emostream.engine.motion import MotionEngine
     except ImportError as e:
-        raise DependencyError(f"the audio-to-motion engine is not available in this installation ({e})") from e
+        raise DependencyError(
+            f"the audio-to-motion engine is not available in this installation ({e})"
+        ) from e
     engine = MotionEngine.load(device=device, fps=fps)  # CheckpointError names the missing weights
     stream = engine.new_stream(seed=seed, emotion=emotion or EmotionStyle())
     if style is not None:

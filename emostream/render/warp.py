@@ -18,6 +18,7 @@ mouth contours by ``MIN_OPENING_PX`` in the source keypoints.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -78,7 +79,7 @@ def contour_extras() -> tuple[np.ndarray, np.ndarray]:
     pairs, ts = [], []
     for up, lo in opening_pairs():
         for contour in (up, lo):
-            for a, b in zip(contour[:-1], contour[1:], strict=True):
+            for a, b in itertools.pairwise(contour):
                 for k in range(1, CONTOUR_SUBDIVISION):
                     pairs.append((a, b))
                     ts.append(k / CONTOUR_SUBDIVISION)
@@ -265,8 +266,8 @@ class MeshWarp:
         gx, gy = np.meshgrid(xs, ys)
         sel = ids >= 0
         aa = a[ids[sel]]
-        dx = np.zeros(ids.shape, np.float32)
-        dy = np.zeros(ids.shape, np.float32)
+        dx: np.ndarray = np.zeros(ids.shape, np.float32)
+        dy: np.ndarray = np.zeros(ids.shape, np.float32)
         x, y = gx[sel], gy[sel]
         dx[sel] = aa[:, 0, 0] * x + aa[:, 0, 1] * y + aa[:, 0, 2] - x
         dy[sel] = aa[:, 1, 0] * x + aa[:, 1, 1] * y + aa[:, 1, 2] - y

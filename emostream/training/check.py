@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d
 
 from emostream.config import SAMPLE_RATE, frames_covering
-from emostream.training.corpus import load_corpus, read_manifest
+from emostream.training.corpus import read_manifest, read_shard
 from emostream.training.schema import Utterance
 
 #: An utterance is misaligned when VAD hears speech in less than this share of the frames its
@@ -51,28 +52,22 @@ def alignment(utt: Utterance, probs: np.ndarray) -> Alignment:
     return Alignment(cov, ps)
 
 
-def check_corpus(root: str | Path, *, vad: bool = True) -> dict[str, Any]:
-    """Report of the corpus at ``root``: ``{"hours", "utterances", "by_engine", "by_emotion",
-    "real_speech_hours", "problems", ...}``. ``problems`` lists one line per defect."""
+def _check_shard(args: tuple[str, tuple[str, ...], bool]) -> dict[str, Any]:
+    """Partial report of one shard (sizes in seconds, problems, VAD coverages)."""
     from emostream.engine.vad import speech_probs
 
-    manifest = read_manifest(root)
+    path, phones, vad = args
+    acc: dict[str, Any] = {k: defaultdict(float) for k in ("engine", "emotion", "level", "split")}
     problems: list[str] = []
-    by_engine: dict[str, float] = defaultdict(float)
-    by_emotion: dict[str, float] = defaultdict(float)
-    by_level: dict[str, float] = defaultdict(float)
-    by_split: dict[str, float] = defaultdict(float)
     cover: dict[str, list[float]] = defaultdict(list)
     n = 0
-    seconds = 0.0
-    for utt in load_corpus(root):
+    for utt in read_shard(Path(path), phones):
         n += 1
         d = len(utt.audio) / SAMPLE_RATE
-        seconds += d
-        by_engine[utt.engine] += d
-        by_emotion[utt.emotion.name] += d
-        by_level[f"{utt.emotion.name}:{utt.emotion.intensity:.2f}"] += d
-        by_split[utt.split] += d
+        acc["engine"][utt.engine] += d
+        acc["emotion"][utt.emotion.name] += d
+        acc["level"][f"{utt.emotion.name}:{utt.emotion.intensity:.2f}"] += d
+        acc["split"][utt.split] += d
         problems += _structural(utt)
         if vad and utt.phones:
             a = alignment(utt, speech_probs(utt.audio, utt.fps))
@@ -86,19 +81,48 @@ def check_corpus(root: str | Path, *, vad: bool = True) -> dict[str, Any]:
                 problems.append(
                     f"{utt.uid}: VAD hears speech in {a.pause_speech:.0%} of a long labelled pause"
                 )
+    return {"n": n, "acc": acc, "problems": problems, "cover": cover}
+
+
+def check_corpus(root: str | Path, *, vad: bool = True, workers: int = 1) -> dict[str, Any]:
+    """Report of the corpus at ``root``: ``{"hours", "utterances", "by_engine", "by_emotion",
+    "real_speech_hours", "problems", ...}``. ``problems`` lists one line per defect."""
+    manifest = read_manifest(root)
+    phones = tuple(manifest["phones"])
+    tasks = [(str(Path(root) / sh["file"]), phones, vad) for sh in manifest["shards"]]
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_check_shard, tasks, chunksize=1)
+    else:
+        parts = [_check_shard(t) for t in tasks]
+    total: dict[str, dict[str, float]] = {
+        k: defaultdict(float) for k in ("engine", "emotion", "level", "split")
+    }
+    cover: dict[str, list[float]] = defaultdict(list)
+    problems: list[str] = []
+    n = 0
+    for part in parts:
+        n += part["n"]
+        problems += part["problems"]
+        for k, v in part["acc"].items():
+            for kk, vv in v.items():
+                total[k][kk] += vv
+        for k, v in part["cover"].items():
+            cover[k] += v
     if n != manifest["utterances"]:
         problems.append(f"manifest lists {manifest['utterances']} utterances, shards hold {n}")
 
     def hours(acc: dict[str, float]) -> dict[str, float]:
         return {k: round(v / 3600, 4) for k, v in sorted(acc.items())}
 
+    by_engine = total["engine"]
     return {
-        "hours": round(seconds / 3600, 4),
+        "hours": round(sum(by_engine.values()) / 3600, 4),
         "utterances": n,
         "by_engine": hours(by_engine),
-        "by_emotion": hours(by_emotion),
-        "by_emotion_intensity": hours(by_level),
-        "by_split": hours(by_split),
+        "by_emotion": hours(total["emotion"]),
+        "by_emotion_intensity": hours(total["level"]),
+        "by_split": hours(total["split"]),
         "real_speech_hours": round((by_engine.get("real", 0.0)) / 3600, 4),
         "vad_speech_coverage": {k: round(float(np.mean(v)), 4) for k, v in sorted(cover.items())},
         "skipped_engines": manifest.get("skipped_engines", {}),

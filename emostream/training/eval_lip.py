@@ -119,23 +119,29 @@ def lip_metrics(preds: Sequence[np.ndarray], utts: Sequence[Utterance]) -> dict[
     }
 
 
-def pad_utterance(u: Utterance, seconds: float) -> Utterance:
-    """``u`` with ``seconds`` of digital silence before and after (whole frames): phones shifted,
-    a "sil" phone on each pad, targets holding their first/last frame. For measuring rest in
-    long pauses, which corpus utterances rarely contain."""
-    k = round(seconds * u.fps)
-    k -= k % (u.fps // math.gcd(SAMPLE_RATE, u.fps))  # whole samples per pad
-    s = k * SAMPLE_RATE // u.fps
-    if k <= 0:
+def pad_utterance(u: Utterance, before_s: float, after_s: float | None = None) -> Utterance:
+    """``u`` with digital silence before and after (whole frames; ``after_s`` defaults to
+    ``before_s``): phones shifted, a "sil" phone on each pad, and targets drawn again by the
+    corpus generator (``training.targets.redraw_targets``, same seed: same articulation) for the
+    padded phones, so the mouth comes to rest in the pause as the corpus defines rest. For
+    measuring (and training) rest in long pauses, which corpus utterances rarely contain."""
+    from emostream.training.targets import redraw_targets
+
+    unit = u.fps // math.gcd(SAMPLE_RATE, u.fps)  # pads in multiples of whole samples
+    k0 = round(before_s * u.fps) // unit * unit
+    k1 = round((before_s if after_s is None else after_s) * u.fps) // unit * unit
+    if k0 <= 0 and k1 <= 0:
         return u
-    audio = np.concatenate([np.zeros(s, np.float32), u.audio, np.zeros(s, np.float32)])
-    phones = [Phone(0, s, "sil", "sil")]
-    phones += [Phone(p.start + s, p.end + s, p.phone, p.viseme) for p in u.phones]
-    phones.append(Phone(s + len(u.audio), len(audio), "sil", "sil"))
+    s0, s1 = k0 * SAMPLE_RATE // u.fps, k1 * SAMPLE_RATE // u.fps
+    audio = np.concatenate([np.zeros(s0, np.float32), u.audio, np.zeros(s1, np.float32)])
+    phones = [Phone(0, s0, "sil", "sil")] if s0 else []
+    phones += [Phone(p.start + s0, p.end + s0, p.phone, p.viseme) for p in u.phones]
+    if s1:
+        phones.append(Phone(s0 + len(u.audio), len(audio), "sil", "sil"))
     n = frames_covering(len(audio), u.fps)
-    targets = np.concatenate([np.repeat(u.targets[:1], k, 0), u.targets, np.repeat(u.targets[-1:], k, 0)])
-    targets = np.concatenate([targets, np.repeat(targets[-1:], max(0, n - len(targets)), 0)])[:n]
-    return replace(u, uid=f"{u.uid}+pad{seconds:g}s", audio=audio, phones=phones, targets=targets)
+    placeholder = np.zeros((n, u.targets.shape[1]), np.float32)
+    padded = replace(u, uid=f"{u.uid}+pad", audio=audio, phones=phones, targets=placeholder)
+    return replace(padded, targets=redraw_targets(padded, u.seed))
 
 
 def refine_sequence(
@@ -153,12 +159,14 @@ def evaluate(
     refiner: LipRefiner,
     featurize: Callable[[np.ndarray, int], np.ndarray],
     base_motion: Callable[[Utterance, np.ndarray], np.ndarray] | None = None,
+    classify: Callable[[np.ndarray], int] | None = None,
 ) -> dict[str, dict[str, float | int | None]]:
     """Metrics with the refiner on, and off (``base_motion``'s own mouth) when a base is given.
 
     ``base_motion(utt, features) -> float32[T, 55]`` is the motion model's output for the
     utterance (EmoDiff without refiner). Without it the refiner runs over neutral motion (its
-    mouth output does not depend on the incoming mouth) and only ``"on"`` is returned."""
+    mouth output does not depend on the incoming mouth) and only ``"on"`` is returned.
+    ``classify(motion float32[T, 55]) -> emotion index`` adds ``emotion_acc`` to on and off."""
     on_preds, off_preds = [], []
     for u in utts:
         n = frames_covering(len(u.audio), u.fps)
@@ -174,6 +182,11 @@ def evaluate(
     out = {"on": lip_metrics(on_preds, utts)}
     if base_motion is not None:
         out["off"] = lip_metrics(off_preds, utts)
+    if classify is not None:
+        for key, preds in (("on", on_preds), ("off", off_preds)):
+            if key in out:
+                hits = [classify(p) == u.emotion.index for p, u in zip(preds, utts, strict=True)]
+                out[key]["emotion_acc"] = float(np.mean(hits))
     out["targets"] = lip_metrics([u.targets for u in utts], utts)
     return out
 

@@ -192,7 +192,9 @@ def _articulation(phones: list[Phone], n_frames: int, fps: int, energy: np.ndarr
     for p, v in zip(phones, vis, strict=True):
         s, e = p.start / SAMPLE_RATE, p.end / SAMPLE_RATE
         alpha, ant, carry = _DOMINANCE[p.viseme]
-        d = np.where(t < s, np.exp(-(s - t) / ant), np.where(t > e, np.exp(-(t - e) / carry), 1.0))
+        before = np.exp(-np.clip(s - t, 0.0, None) / ant)  # clipped: no overflow off-branch
+        after = np.exp(-np.clip(t - e, 0.0, None) / carry)
+        d = np.where(t < s, before, np.where(t > e, after, 1.0))
         d = alpha * d
         num += d[:, None] * _VISEME_TABLE[v][None, :]
         den += d

@@ -106,17 +106,16 @@ def _fit_frames(feats: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([feats, np.repeat(feats[-1:], n - feats.shape[0], axis=0)])
 
 
-def _pad_silence(
-    audio: np.ndarray, mouth: np.ndarray, fps: int, rng: np.random.Generator, max_s: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Digital silence before/after the audio (whole frames), the mouth's edge frames held there:
-    teaches rest in long pauses, which the corpus's short utterances rarely contain."""
-    step = fps // math.gcd(SAMPLE_RATE, fps)  # frames per whole number of samples
-    k0, k1 = (int(rng.integers(0, int(max_s * fps) // step + 1)) * step for _ in range(2))
-    s0, s1 = k0 * SAMPLE_RATE // fps, k1 * SAMPLE_RATE // fps
-    audio = np.concatenate([np.zeros(s0, np.float32), audio, np.zeros(s1, np.float32)])
-    mouth = np.concatenate([np.repeat(mouth[:1], k0, axis=0), mouth, np.repeat(mouth[-1:], k1, axis=0)])
-    return audio, mouth
+def _pad_silence(u: Utterance, rng: np.random.Generator, max_s: float) -> Utterance:
+    """``u`` with 0..max_s s of digital silence before and after (whole frames) and its targets
+    drawn again by the corpus generator for the padded phones, so the mouth comes to rest in the
+    pause as the procedural targets define it. Teaches rest in long pauses, which the corpus's
+    utterances rarely contain."""
+    from emostream.training.eval_lip import pad_utterance
+
+    step = u.fps // math.gcd(SAMPLE_RATE, u.fps)  # frames per whole number of samples
+    k0, k1 = (int(rng.integers(0, int(max_s * u.fps) // step + 1)) * step for _ in range(2))
+    return pad_utterance(u, k0 / u.fps, k1 / u.fps)
 
 
 def prepare_items(
@@ -135,9 +134,11 @@ def prepare_items(
         mouth = np.ascontiguousarray(u.targets[:, MOUTH_SLICE], dtype=np.float32)
         feats, mouths = [_fit_frames(featurize(u.audio, u.fps), n)], [mouth]
         for _ in range(copies):
-            audio, m = _pad_silence(u.audio, mouth, u.fps, rng, pad_silence_s)
+            padded = _pad_silence(u, rng, pad_silence_s)
+            audio = padded.audio
             if augment is not None:
                 audio = np.asarray(augment(audio, rng), dtype=np.float32)
+            m = np.ascontiguousarray(padded.targets[:, MOUTH_SLICE], dtype=np.float32)
             feats.append(_fit_frames(featurize(audio, u.fps), len(m)))
             mouths.append(m)
         items.append(

@@ -89,7 +89,7 @@
   const stats = [];
   if (api.pc) (await api.pc.getStats()).forEach((s) => stats.push(s));
   const report = {
-    state: api.state, error: api.error, offerSdp, iceState, frames, audio, stats, t0, timeOrigin: performance.timeOrigin,
+    state: api.state, error: api.error, offerSdp, iceState, id: api.id, frames, audio, stats, t0, timeOrigin: performance.timeOrigin,
     serverStats: api.lastStats, rttMs: api.rttMs, pageFrameLatencyMs: api.frameLatencyMs, userAgent: navigator.userAgent,
     audioContext: ac ? { baseLatency: ac.baseLatency, outputLatency: ac.outputLatency, sampleRate: ac.sampleRate } : null,
   };

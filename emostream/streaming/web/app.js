@@ -145,7 +145,8 @@
     }
     const body = await resp.json().catch(() => ({}));
     if (!resp.ok) {
-      const msg = resp.status === 503 ? `Server busy: ${body.error || "no free session"}` : (body.error || `HTTP ${resp.status}`);
+      const msg = resp.status === 503 ? (body.error || "Server busy: no free avatar session; try again later.")
+        : (body.error || `HTTP ${resp.status}`);
       setStatus(msg, true);
       api.state = resp.status === 503 ? "busy" : "error";
       stop(api.state);

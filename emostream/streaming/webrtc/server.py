@@ -294,7 +294,7 @@ class AvatarServer:
         if len(self.peers) + self._pending >= self.config.max_sessions:
             n = self.config.max_sessions
             return web.json_response(
-                {"error": f"server busy: all {n} avatar sessions are in use; try again later"},
+                {"error": f"Server busy: all {n} avatar sessions are in use; try again later."},
                 status=503,
                 headers={"Retry-After": "10"},
             )

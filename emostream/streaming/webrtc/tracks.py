@@ -44,6 +44,10 @@ AUDIO_RATE = 48_000
 AUDIO_PTIME = Fraction(20, 1000)
 AUDIO_SAMPLES = int(AUDIO_RATE * AUDIO_PTIME)  # 960
 AUDIO_TIME_BASE = Fraction(1, AUDIO_RATE)
+#: libopus' encoder look-ahead at 48 kHz (6.5 ms): the decoded audio of RTP timestamp ``ts``
+#: is the input from ``ts - 312``. The audio track feeds the encoder 312 samples ahead so
+#: that decoded audio lands on its own timestamps (and so on the video's).
+OPUS_LOOKAHEAD = 312
 #: Default jitter margin between a frame's arrival from the session and its send time.
 DEFAULT_LEAD_S = 0.03
 #: Video frames buffered ahead of their send time before the feed stops reading the session.
@@ -297,8 +301,9 @@ class AvatarAudioTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    #: Beyond this lateness the track jumps ahead (skips) instead of sending old audio.
-    MAX_LATE_S = 0.1
+    #: Beyond this lateness the track jumps ahead (skips) instead of sending old audio. Audio
+    #: a little late is still sent (the receiver's jitter buffer absorbs it; a skip is a gap).
+    MAX_LATE_S = 0.25
 
     def __init__(self, feed: AvatarFeed) -> None:
         super().__init__()
@@ -322,7 +327,7 @@ class AvatarAudioTrack(MediaStreamTrack):
             due = t0 + float(m * AUDIO_PTIME)
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         self.stats.note_wake(time.monotonic() - due)
-        start = m * AUDIO_SAMPLES
+        start = m * AUDIO_SAMPLES + OPUS_LOOKAHEAD
         pcm, complete = self.feed.take_audio(start, AUDIO_SAMPLES)
         if not complete:
             self.stats.repeated += 1

@@ -55,6 +55,45 @@ def _load_library() -> tuple[Any, bytes | None]:
     return lib, str(espeakng_loader.get_data_path()).encode()
 
 
+class _Synth:
+    """The process's one espeak-ng instance: the C library keeps a single global callback, so
+    every engine object shares this state (initialised once per process)."""
+
+    def __init__(self) -> None:
+        lib, data = _load_library()
+        rate = lib.espeak_Initialize(
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA
+        )
+        if rate <= 0:
+            raise OSError("espeak_Initialize failed")
+        self.lib, self.rate = lib, int(rate)
+        self.samples: list[np.ndarray] = []
+        self.events: list[tuple[int, str]] = []
+        self._cb = _CALLBACK(self._on_audio)  # kept alive as long as the library uses it
+        lib.espeak_SetSynthCallback(self._cb)
+
+    def _on_audio(self, wav: Any, n: int, events: Any) -> int:
+        if n > 0:
+            self.samples.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events[i].type != _EV_LIST_TERMINATED:
+            ev = events[i]
+            if ev.type == _EV_PHONEME:
+                ipa = bytes(ev.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
+                self.events.append((int(ev.sample), ipa))
+            i += 1
+        return 0
+
+
+_SYNTH: list[_Synth] = []
+
+
+def _library() -> _Synth:
+    if not _SYNTH:
+        _SYNTH.append(_Synth())
+    return _SYNTH[0]
+
+
 class EspeakEngine:
     name = "espeak"
     licence = "espeak-ng: GPL-3.0-or-later (generated audio carries no licence restriction)"
@@ -64,16 +103,9 @@ class EspeakEngine:
         "en-us+klatt", "en-us+klatt4", "en-gb-x-gbclan+f1", "en-us+croak", "en-gb-x-gbcwmd+m3",
     )  # fmt: skip
 
-    def __init__(self) -> None:
-        self._lib: Any = None
-        self._rate = 22050
-        self._samples: list[np.ndarray] = []
-        self._events: list[tuple[int, str]] = []
-        self._cb = _CALLBACK(self._on_audio)
-
     def missing(self) -> str | None:
         try:
-            self._ensure()
+            _library()
         except OSError as e:
             return (
                 f"libespeak-ng not loadable ({e}); install Debian `libespeak-ng1` "
@@ -81,32 +113,9 @@ class EspeakEngine:
             )
         return None
 
-    def _ensure(self) -> Any:
-        if self._lib is None:
-            lib, data = _load_library()
-            rate = lib.espeak_Initialize(
-                _AUDIO_OUTPUT_SYNCHRONOUS, 0, data, _INIT_PHONEME_EVENTS | _INIT_PHONEME_IPA
-            )
-            if rate <= 0:
-                raise OSError("espeak_Initialize failed")
-            lib.espeak_SetSynthCallback(self._cb)
-            self._lib, self._rate = lib, int(rate)
-        return self._lib
-
-    def _on_audio(self, wav: Any, n: int, events: Any) -> int:
-        if n > 0:
-            self._samples.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
-        i = 0
-        while events[i].type != _EV_LIST_TERMINATED:
-            ev = events[i]
-            if ev.type == _EV_PHONEME:
-                ipa = bytes(ev.id.string).split(b"\0", 1)[0].decode("utf-8", "replace")
-                self._events.append((int(ev.sample), ipa))
-            i += 1
-        return 0
-
     def render(self, job: Job) -> Speech:
-        lib = self._ensure()
+        synth = _library()
+        lib = synth.lib
         rng = np.random.default_rng(job.seed)
         p = prosody_for(job.emotion)
         rate = int(np.clip(170 * p.rate * rng.uniform(0.9, 1.1), 80, 450))
@@ -117,18 +126,18 @@ class EspeakEngine:
             raise ValueError(f"espeak-ng has no voice {job.voice!r}")
         for param, value in ((_RATE, rate), (_PITCH, pitch), (_RANGE, prange), (_VOLUME, volume)):
             lib.espeak_SetParameter(param, value, 0)
-        self._samples, self._events = [], []
+        synth.samples, synth.events = [], []
         text = job.text.encode("utf-8")
         lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, 0, None, None)
-        raw = np.concatenate(self._samples) if self._samples else np.zeros(0, np.int16)
-        audio = to_16k(raw.astype(np.float32) / 32768.0, self._rate)
+        raw = np.concatenate(synth.samples) if synth.samples else np.zeros(0, np.int16)
+        audio = to_16k(raw.astype(np.float32) / 32768.0, synth.rate)
         n = len(audio)
         phones: list[Phone] = []
-        events = sorted(self._events)
+        events = sorted(synth.events)
         for k, (sample, ipa) in enumerate(events):
             end_native = events[k + 1][0] if k + 1 < len(events) else len(raw)
-            start = rescale_sample(sample, self._rate, 16000)
-            end = rescale_sample(end_native, self._rate, 16000)
+            start = rescale_sample(sample, synth.rate, 16000)
+            end = rescale_sample(end_native, synth.rate, 16000)
             if end > start:
                 phones.extend(split_segment(start, end, ipa_to_phones(ipa)))
         return Speech(audio=audio, phones=finalize(phones, n), text=job.text)
