@@ -34,4 +34,7 @@ fi
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
 # silero-vad declares torch as a dependency; we only need its bundled ONNX model.
 "$VENV/bin/python" -m pip install -q --no-deps "silero-vad>=6"
+# mediapipe 0.10.21 bundles the face-detection / face-mesh / iris TFLite models (Apache-2.0) that the
+# renderer runs through ai-edge-litert; it pins numpy<2, so install its files only and never import it.
+"$VENV/bin/python" -m pip install -q --no-deps "mediapipe==0.10.21"
 echo "setup: done ($("$VENV/bin/python" -c 'import emostream; print("emostream", emostream.__version__)'))"
