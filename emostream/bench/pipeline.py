@@ -4,10 +4,14 @@
 
     {"machine": {...}, "stages_ms": {"features", "emodiff", "lip", "rig", "render",
      "encode_vp8", "encode_h264"}, "first_frame_ms", "latency_ms": {"p50", "p95", "max"},
-     "rtf", "dropped_frames", "sessions_at_25fps", "rss_mb", "config": {...}}
+     "rtf", "dropped_frames", "sessions_at_25fps", "rss_mb", "stages_wall_ms": {...},
+     "sessions_curve": [...], "ratios": {...}, "compare": {...}, "config": {...}}
 
-* Stage times are medians over warm repetitions, per frame (a stage that cannot run in this
-  configuration, e.g. no lip refiner loaded, is ``null``); GPU work is synchronized.
+* Stage times are medians over warm repetitions, per frame, of this process's CPU time (robust
+  to other processes on a shared machine; wall-clock medians in ``stages_wall_ms``); on CUDA
+  they are wall times with the GPU synchronized. A stage that cannot run in this configuration
+  (e.g. no lip refiner loaded) is ``null``. ``machine.load_avg`` is the load at the end.
+* ``ratios`` / ``compare`` (only with a CompareConfig): see emostream.bench.compare.
 * Latency: live sessions on the wall clock are fed the bundled speech sample paced like a
   microphone (20 ms chunks, each pushed when its last sample would have been captured). Each
   chunk's push time is stamped with its sample position; the first video frame covering that
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from emostream.arkit import EmotionStyle
+from emostream.bench.compare import CompareConfig, run_compare
 from emostream.config import SAMPLE_RATE
 from emostream.engine.pipeline import Engine, EngineConfig, offline_motion, offline_render
 from emostream.engine.session import Session, SessionStats, VideoFrame
@@ -103,16 +108,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _median_ms(fn: Any, reps: int, per: int, device: str) -> float:
+def _median_ms(fn: Any, reps: int, per: int, device: str) -> tuple[float, float]:
+    """(median ms per item, median wall ms per item) over warm repetitions. The first is CPU time
+    of this process (robust to other processes on a shared machine), or wall time with the GPU
+    synchronized on CUDA."""
     fn()  # warm
     _sync(device)
-    times = []
+    cpu, wall = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         fn()
         _sync(device)
-        times.append((time.perf_counter() - t) / per)
-    return 1000.0 * float(np.median(times))
+        wall.append((time.perf_counter() - t) / per)
+        cpu.append((time.process_time() - c) / per)
+    main = wall if device.startswith("cuda") else cpu
+    return 1000.0 * float(np.median(main)), 1000.0 * float(np.median(wall))
 
 
 def _speech(seconds: float) -> np.ndarray:
@@ -124,29 +134,29 @@ def _speech(seconds: float) -> np.ndarray:
     return np.resize(one, n).astype(np.float32)  # the sample, looped
 
 
-def stage_times(engine: Engine, cfg: BenchConfig) -> dict[str, float | None]:
-    """Median ms per frame of each stage, on warm repetitions of a 1 s block."""
+def stage_times(engine: Engine, cfg: BenchConfig) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """(median CPU ms per frame of each stage, the same as wall-clock ms), warm repetitions of a
+    1 s block; a stage that does not run in this configuration is None."""
     from emostream.engine.features import Featurizer
 
     fps = engine.fps
     audio = _speech(1.0)
     feats_block = Featurizer(fps).push(audio)
     vad_block = np.ones(len(feats_block), np.float32)
-    out: dict[str, float | None] = {k: None for k in ("features", "emodiff", "lip", "rig", "render")}
-    out["features"] = _median_ms(lambda: Featurizer(fps).push(audio), cfg.reps, len(feats_block), cfg.device)
+    out: dict[str, float | None] = {k: None for k in STAGE_KEYS}
+    wall: dict[str, float | None] = {k: None for k in STAGE_KEYS}
 
+    def put(key: str, fn: Any, per: int) -> None:
+        out[key], wall[key] = _median_ms(fn, cfg.reps, per, cfg.device)
+
+    put("features", lambda: Featurizer(fps).push(audio), len(feats_block))
     model: Any = engine.motion_model
     refiner = getattr(model, "refiner", None)
     motion = offline_motion(engine, audio)
     if refiner is not None:
         model.refiner = None  # time EmoDiff alone, then the refiner on its own
     try:
-        out["emodiff"] = _median_ms(
-            lambda: model.new_stream(0, EmotionStyle()).push(feats_block, vad_block),
-            cfg.reps,
-            len(feats_block),
-            cfg.device,
-        )
+        put("emodiff", lambda: model.new_stream(0, EmotionStyle()).push(feats_block, vad_block), len(feats_block))
     finally:
         if refiner is not None:
             model.refiner = refiner
@@ -157,22 +167,23 @@ def stage_times(engine: Engine, cfg: BenchConfig) -> dict[str, float | None]:
         def lip() -> None:
             refiner.new_stream(EmotionStyle()).push(feats_block[:rows], m)
 
-        out["lip"] = _median_ms(lip, cfg.reps, max(rows, 1), cfg.device)
+        put("lip", lip, max(rows, 1))
     renderer: Any = engine.renderer_for(None)
     if len(motion) == 0:
         motion = np.zeros((fps, 55), np.float32)
     batch = motion[:1]
     if hasattr(renderer, "keypoints"):  # rig: blendshapes -> 3D landmarks -> image keypoints
-        out["rig"] = _median_ms(lambda: renderer.keypoints(batch), cfg.reps, 1, cfg.device)
-    out["render"] = _median_ms(lambda: renderer.render(batch), cfg.reps, 1, cfg.device)
+        put("rig", lambda: renderer.keypoints(batch), 1)
+    put("render", lambda: renderer.render(batch), 1)
     frames = renderer.render(motion[: min(len(motion), 10)])
-    out["encode_vp8"] = _encode_ms("libvpx", frames, fps)
-    out["encode_h264"] = _encode_ms("libx264", frames, fps)
-    return out
+    out["encode_vp8"], wall["encode_vp8"] = _encode_ms("libvpx", frames, fps)
+    out["encode_h264"], wall["encode_h264"] = _encode_ms("libx264", frames, fps)
+    return out, wall
 
 
-def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> float:
-    """Median ms per frame to encode ``frames`` (as WebRTC/mp4 would: realtime settings)."""
+def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> tuple[float, float]:
+    """(median CPU ms, median wall ms) per frame to encode ``frames`` (as WebRTC/mp4 would:
+    realtime settings; the encoder's own threads count in the CPU time)."""
     import av
 
     ctx: Any = av.CodecContext.create(codec, "w")
@@ -187,14 +198,16 @@ def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> float:
         if codec == "libvpx"
         else {"preset": "veryfast", "tune": "zerolatency"}
     )
-    times = []
+    cpu, wall = [], []
     for i in range(3 * len(frames)):
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i % len(frames)]), format="rgb24")
         vf.pts = i
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         ctx.encode(vf)
-        times.append(time.perf_counter() - t)
-    return 1000.0 * float(np.median(times[len(frames) :]))
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    k = len(frames)  # the first pass warms the encoder
+    return 1000.0 * float(np.median(cpu[k:])), 1000.0 * float(np.median(wall[k:]))
 
 
 async def _live(
@@ -222,8 +235,12 @@ async def _live(
     return list(await asyncio.gather(*(one(s) for s in sessions)))
 
 
-def run_bench(cfg: BenchConfig, engine: Engine | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the JSON result, raw data for the plots: every chunk's latency)."""
+def run_bench(
+    cfg: BenchConfig, engine: Engine | None = None, compare: CompareConfig | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the JSON result, raw data for the plots: every chunk's latency). With ``compare``, the
+    side-by-side comparison (emostream.bench.compare) runs too: its summary goes under
+    ``"ratios"`` and its sections under ``"compare"``."""
     cfg = cfg.effective()
     if cfg.size not in (256, 512):
         raise ConfigError(f"--size must be 256 or 512, got {cfg.size}")
@@ -240,7 +257,7 @@ def run_bench(cfg: BenchConfig, engine: Engine | None = None) -> tuple[dict[str,
             )
         )  # fmt: skip
     result: dict[str, Any] = {"machine": machine_info(cfg.device)}
-    result["stages_ms"] = stage_times(engine, cfg)
+    result["stages_ms"], stages_wall = stage_times(engine, cfg)
 
     audio = _speech(max(cfg.live_seconds, 1.0))
     # Real-time factor: compute / audio duration through the offline core.
@@ -273,9 +290,15 @@ def run_bench(cfg: BenchConfig, engine: Engine | None = None) -> tuple[dict[str,
     result["sessions_at_25fps"] = best
     result["sessions_curve"] = curve
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["stages_wall_ms"] = stages_wall
+    if compare is not None:
+        cmp = run_compare(replace(compare, device=cfg.device, quick=compare.quick or cfg.quick))
+        result["ratios"] = cmp.pop("ratios")
+        result["compare"] = cmp
     result["config"] = asdict(cfg)
-    order = [*SCHEMA_KEYS, "sessions_curve", "config"]
-    return {k: result[k] for k in order}, raw
+    result["machine"]["load_avg"] = [round(x, 2) for x in os.getloadavg()]
+    order = [*SCHEMA_KEYS, "stages_wall_ms", "sessions_curve", "ratios", "compare", "config"]
+    return {k: result[k] for k in order if k in result}, raw
 
 
 SCHEMA_KEYS = (

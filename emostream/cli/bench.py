@@ -29,9 +29,25 @@ def register(app: typer.Typer) -> None:
         checkpoint: Path | None = typer.Option(
             None, "--checkpoint", help="FOMM checkpoint for --renderer fomm."
         ),
+        compare: bool = typer.Option(
+            False,
+            "--compare",
+            help="Also measure side-by-side ratios (teacher/distilled, torch/ONNX, analytic/FOMM, "
+            "256/512, batch scaling) into the JSON's 'ratios' and 'compare'.",
+        ),
+        teacher: Path | None = typer.Option(
+            None,
+            "--teacher",
+            help="EmoDiff teacher checkpoint for --compare (default: shipped, else out/emodiff/teacher).",
+        ),
+        readme: Path | None = typer.Option(
+            None, "--readme", help="Write the results table between the bench markers of this README."
+        ),
     ) -> None:
         """Measure the runtime on this machine and print the JSON result."""
+        from emostream.bench.compare import CompareConfig, default_teacher
         from emostream.bench.pipeline import BenchConfig, plot, run_bench
+        from emostream.bench.readme import update_readme
 
         cfg = BenchConfig(
             device=device, renderer=renderer, size=size, quick=quick, live_seconds=live_seconds,
@@ -39,7 +55,11 @@ def register(app: typer.Typer) -> None:
             motion_path=None if motion is None else str(motion),
             renderer_checkpoint=None if checkpoint is None else str(checkpoint),
         )  # fmt: skip
-        result, raw = run_bench(cfg)
+        cmp = None
+        if compare:
+            t = str(teacher) if teacher is not None else default_teacher()
+            cmp = CompareConfig(motion_path=cfg.motion_path, teacher_path=t)
+        result, raw = run_bench(cfg, compare=cmp)
         text = json.dumps(result, indent=2)
         typer.echo(text)
         if json_out is not None:
@@ -48,3 +68,5 @@ def register(app: typer.Typer) -> None:
         if plot_out is not None:
             plot_out.parent.mkdir(parents=True, exist_ok=True)
             plot(result, raw, str(plot_out))
+        if readme is not None:
+            update_readme(readme, [result])
