@@ -34,7 +34,8 @@ def test_compare_schema(compare_result: dict) -> None:
 
 def _result(size: int, p95: float, ratios: dict | None = None) -> dict:
     out = {
-        "machine": {"cpu": "Test CPU", "cores": 2, "gpu": None, "versions": {"torch": "x"}, "load_avg": [3.0]},
+        "machine": {"cpu": "Test CPU", "cores": 2, "gpu": None, "versions": {"torch": "x"},
+                    "load_avg": [3.0]},
         "stages_ms": {"features": 0.5, "emodiff": 1.2, "lip": None, "rig": None, "render": 6.0,
                       "encode_vp8": 2.0, "encode_h264": 3.0},
         "first_frame_ms": 310.0, "latency_ms": {"p50": 280.0, "p95": p95, "max": 400.0},

@@ -17,6 +17,8 @@ def check_schema(result: dict) -> None:
     assert list(result)[: len(SCHEMA_KEYS)] == list(SCHEMA_KEYS)
     assert {"cpu", "cores", "gpu", "versions"} <= set(result["machine"])
     assert list(result["stages_ms"]) == list(STAGE_KEYS)
+    assert list(result["stages_wall_ms"]) == list(STAGE_KEYS)
+    assert len(result["machine"]["load_avg"]) == 3
     for k in ("features", "emodiff", "render", "encode_vp8", "encode_h264"):
         assert result["stages_ms"][k] > 0
     assert set(result["latency_ms"]) == {"p50", "p95", "max"}
@@ -27,8 +29,14 @@ def check_schema(result: dict) -> None:
 
 
 def test_quick_bench_schema_and_plot(tmp_path: Path) -> None:
-    result, raw = run_bench(BenchConfig(quick=True), engine=double_engine(real_features=True))
+    engine = double_engine(real_features=True)
+    result, raw = run_bench(BenchConfig(quick=True), engine=engine)
     check_schema(result)
+    session = engine.new_session(None)
+    session.stop()
+    budget = result["session_latency_ms"]
+    assert budget["total"] == pytest.approx(1000.0 * float(session.latency), abs=0.01)
+    assert budget["total"] == pytest.approx(sum(v for k, v in budget.items() if k != "total"), abs=0.05)
     assert result["config"]["quick"] is True
     assert len(raw["latencies_ms"]) > 10
     plot(result, raw, str(tmp_path / "bench.png"))

@@ -183,3 +183,37 @@ def test_classifier_learns_emotions(tmp_path):
     assert meta["val_accuracy"] >= 0.75
     loaded, _ = load_classifier(tmp_path / "c")
     assert accuracy(loaded, seqs[16:], labels[16:]) == meta["val_accuracy"]
+
+
+def test_default_weights_idle_motion_is_alive():
+    from emostream.engine.features import features_for
+    from emostream.engine.motion import MotionEngine, weights_path
+
+    if not weights_path().with_suffix(".safetensors").exists():
+        pytest.skip("default EmoDiff weights not shipped")
+    torch.set_num_threads(1)
+    eng = MotionEngine.load(refiner=False)
+    assert eng.latency_frames * 1000 / eng.fps <= 200 and eng.steps <= 4
+    f = features_for(np.zeros(16000 * 4, np.float32))  # 4 s of silence
+    out = eng.generate(f, EmotionStyle("neutral"), seed=3)
+    assert out.shape == (100, MOTION_DIM) and np.isfinite(out).all()
+    head = out[:, 52:]
+    assert 0.002 < np.abs(np.diff(head, axis=0)).sum(0).max() and np.ptp(head, axis=0).max() < 0.5
+    assert out[:, BLENDSHAPE_INDEX["jawOpen"]].mean() < 0.15  # mouth at rest without speech
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_backend_matches_cpu():
+    from emostream.engine.backends import TorchBackend
+
+    m = tiny_model()
+    rng = np.random.default_rng(0)
+    W = m.cfg.window
+    args = [rng.standard_normal((2, W, MOTION_DIM)), rng.random(2), rng.standard_normal((2, W, FDIM)),
+            rng.standard_normal((2, W, 16)), rng.standard_normal((2, W, MOTION_DIM)), np.ones((2, W, 1)),
+            np.ones((2, 2))]  # fmt: skip
+    args = [np.asarray(a, np.float32) for a in args]
+    cpu = TorchBackend(m, "cpu").denoise(*args)
+    gpu = TorchBackend(tiny_model(), "cuda").denoise(*args)
+    np.testing.assert_allclose(cpu, gpu, atol=1e-4)

@@ -253,4 +253,11 @@ def default_teacher() -> str | None:
     return None
 
 
-__all__ = ["RATIO_KEYS", "CompareConfig", "compare_motion", "compare_render", "default_teacher", "run_compare"]
+__all__ = [
+    "RATIO_KEYS",
+    "CompareConfig",
+    "compare_motion",
+    "compare_render",
+    "default_teacher",
+    "run_compare",
+]

@@ -55,7 +55,7 @@ def _get(result: dict[str, Any], key: str) -> Any:
 def _fmt(v: Any) -> str:
     if v is None:
         return "–"
-    if isinstance(v, bool) or isinstance(v, int):
+    if isinstance(v, (bool, int)):
         return str(v)
     return f"{v:.3g}" if abs(v) < 10 else f"{v:.0f}"
 
@@ -113,11 +113,19 @@ def render_block(results: list[dict[str, Any]]) -> str:
     for r in results:
         ratios = r.get("ratios")
         if ratios:
-            out += ["", f"Side-by-side cost ratios ({_column(r)} run; CPU-time medians, > 1 = the second is cheaper):", ""]
+            out += [
+                "",
+                f"Cost ratios ({_column(r)} run; CPU-time medians; > 1: the second is cheaper):",
+                "",
+            ]
             out += ["| comparison | ratio |", "|---|---|"]
             out += [f"| {_RATIO_LABELS.get(k, k)} | {_fmt(x)} |" for k, x in ratios.items()]
             break
-    out += ["", "Regenerate: `python benchmarks/update_readme.py README.md out/bench.json out/bench512.json`", ""]
+    out += [
+        "",
+        "Regenerate: `python benchmarks/update_readme.py README.md out/bench.json out/bench512.json`",
+        "",
+    ]
     return "\n".join(out)
 
 

@@ -29,6 +29,15 @@ def register(app: typer.Typer) -> None:
         checkpoint: Path | None = typer.Option(
             None, "--checkpoint", help="FOMM checkpoint for --renderer fomm."
         ),
+        refiner: bool = typer.Option(
+            True, "--refiner/--no-refiner", help="Load the lip refiner (its look-ahead adds latency)."
+        ),
+        compute_margin: float | None = typer.Option(
+            None, "--compute-margin", help="Session compute margin in seconds (default: SessionConfig's)."
+        ),
+        jitter_margin: float | None = typer.Option(
+            None, "--jitter-margin", help="Session input-jitter margin in seconds (default: SessionConfig's)."
+        ),
         compare: bool = typer.Option(
             False,
             "--compare",
@@ -53,7 +62,8 @@ def register(app: typer.Typer) -> None:
             device=device, renderer=renderer, size=size, quick=quick, live_seconds=live_seconds,
             sessions_seconds=sessions_seconds, max_sessions=max_sessions, steps=steps,
             motion_path=None if motion is None else str(motion),
-            renderer_checkpoint=None if checkpoint is None else str(checkpoint),
+            renderer_checkpoint=None if checkpoint is None else str(checkpoint), refiner=refiner,
+            compute_margin_s=compute_margin, jitter_margin_s=jitter_margin,
         )  # fmt: skip
         cmp = None
         if compare:

@@ -200,6 +200,7 @@ class WindowSampler:
         self.emitted = 0  # frames emitted so far (absolute index of the next frame)
         self.n_windows = 0
         self.hist = np.zeros((B, 0, MOTION_DIM), np.float32)  # last <= P emitted frames, normalised
+        self.ahead = np.zeros((B, 0, MOTION_DIM), np.float32)  # previous window's frames after its hop
         self._W = W
 
     # -- input ---------------------------------------------------------------------------------
@@ -283,6 +284,12 @@ class WindowSampler:
             self.steps,
             self.guidance,
         )
+        # overlap-add: cross-fade the first frames with what the previous window predicted for them
+        n_x = min(self.ahead.shape[1], self.sched.lookahead)
+        if n_x:
+            w = ((n_x - np.arange(n_x)) / (n_x + 1)).astype(np.float32)[None, :, None]
+            x0[:, P : P + n_x] = w * self.ahead[:, :n_x] + (1 - w) * x0[:, P : P + n_x]
+        self.ahead = x0[:, P + n_new :].copy()
         new = x0[:, P : P + n_new]
         if self.sched.smooth:
             a = np.float32(self.sched.smooth)

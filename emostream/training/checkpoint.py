@@ -54,6 +54,7 @@ def save_checkpoint(
     save_file(tensors, str(tmp_st))
     doc = {"kind": kind, "format": FORMAT_VERSION, "config": config, "meta": meta or {}}
     tmp_js.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    tmp_st.chmod(0o644)  # safetensors writes 0600; checkpoints are shared, read-only data
     tmp_st.replace(st_path)
     tmp_js.replace(js_path)
     return st_path

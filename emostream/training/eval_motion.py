@@ -139,7 +139,7 @@ def load_eval_utterances(root: str | Path, real: bool, max_utts: int) -> list[Ut
 
 
 def _teacher_samples(
-    teacher_path: Path, gens: Sequence[Generated], cache_dir: Path
+    teacher_path: Path, gens: Sequence[Generated], cache_dir: Path, smooth: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frame features of teacher samples for seeds 0-7 and 100-107 (cached on disk)."""
     st = (
@@ -148,13 +148,13 @@ def _teacher_samples(
         else teacher_path
     )
     key = hashlib.sha1(
-        json.dumps([str(st.resolve()), st.stat().st_mtime, [g.utt.uid for g in gens]]).encode()
+        json.dumps([str(st.resolve()), st.stat().st_mtime, [g.utt.uid for g in gens], smooth, 2]).encode()
     ).hexdigest()[:16]
     cache = cache_dir / f"teacher_{key}.npz"
     if cache.is_file():
         d = np.load(cache, allow_pickle=False)
         return d["a"], d["b"]
-    teacher = MotionEngine.load(teacher_path, refiner=False)
+    teacher = MotionEngine.load(teacher_path, refiner=False, backend="onnx", smooth=smooth)
     a_rows, b_rows = [], []
     for g in gens:
         a_rows.append(generate_seeds(teacher, g.feats, g.utt.emotion, range(N_SEEDS)))
@@ -225,7 +225,7 @@ def evaluate(
             else weights_path(TEACHER_WEIGHTS)
         )
     sub = gens[:n_gap]
-    fa, fb = _teacher_samples(tpath, sub, Path(cache_dir))
+    fa, fb = _teacher_samples(tpath, sub, Path(cache_dir), engine.schedule.smooth)
     mine = frame_features([s for g in sub for s in g.raw], engine._std)
     fd_self, fd_model = frechet(fa, fb), frechet(mine, fb)
     # speed: one live stream, one thread, CPU time per output frame
