@@ -132,8 +132,11 @@ class SessionConfig:
     """Per-session runtime settings."""
 
     realtime: bool = True
-    #: Time a frame's compute may take between its input deadline and its due time.
-    compute_margin_s: float = 0.08
+    #: Time a frame's compute may take between its input deadline and its due time. It covers
+    #: one motion hop (features + VAD + EmoDiff window + lip refiner, ~25 ms CPU) and the first
+    #: frame's render (~7 ms at 256²). 40 ms measured no more drops than 80 ms for 1-3 sessions on
+    #: the 2-core reference machine at load 3-5 (issue 10; benchmarks/bench_pipeline.py).
+    compute_margin_s: float = 0.04
     #: How late live input may arrive before silence is fed in its place.
     jitter_margin_s: float = 0.02
     #: A frame that would be shown later than this after its due time is dropped instead.
