@@ -22,7 +22,18 @@ app = typer.Typer(
 )
 
 #: Sub-command modules (emostream.cli.<name>), each with ``register(app: typer.Typer)``.
-COMMAND_MODULES: tuple[str, ...] = ("probe", "data", "train", "eval", "serve", "demo", "bench", "stream", "camera", "render")
+COMMAND_MODULES: tuple[str, ...] = (
+    "probe",
+    "data",
+    "train",
+    "eval",
+    "serve",
+    "demo",
+    "bench",
+    "stream",
+    "camera",
+    "render",
+)
 
 _state = {"debug": False}
 

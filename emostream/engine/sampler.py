@@ -8,9 +8,12 @@ clean motion is overwritten with it at every step (inpainting + conditioning).
 Streaming (``WindowSchedule``): a window has ``W`` frames = ``P`` known frames (the last emitted
 ones) + ``H`` new frames that are emitted + ``L`` lookahead frames that are generated and thrown
 away (they are regenerated, with more audio, by the next window). A window runs as soon as the
-audio features of all its frames are in, so the algorithmic latency is ``H + L`` frames. Window
-noise is drawn from ``(seed, window index)``: for a fixed seed, the output never depends on how
-the features were chunked.
+audio features of all its frames are in, so the algorithmic latency is ``H + L`` frames. The
+initial noise of a frame is drawn from ``(seed, absolute frame index)`` (``noise="frame"``): a
+frame keeps the same noise in every window that generates it, so the next window regenerates the
+lookahead frames close to what the previous one predicted and the joins stay smooth (the older
+``noise="window"`` draws fresh noise per ``(seed, window index)``). Either way, for a fixed seed
+the output never depends on how the features were chunked.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from emostream.arkit import MOTION_DIM, clamp_motion
+from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, clamp_motion
 from emostream.errors import ConfigError, InputError
 
 
@@ -126,10 +129,19 @@ class WindowSchedule:
     #: of each window (neighbours: the previous emitted frame and the window's own next frame,
     #: a lookahead frame for the last one); 0 disables it.
     smooth: float = 0.0
+    #: motion dimensions the filter leaves alone: blinks last 2-4 frames and a 3-tap filter
+    #: would cut their peak (a 1-2 frame closure would no longer reach a closed lid).
+    sharp: tuple[int, ...] = (BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"])
+    #: "frame": initial noise per (seed, absolute frame); "window": per (seed, window index).
+    noise: str = "frame"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.smooth < 1.0:
             raise ConfigError(f"smooth must be in [0, 1), got {self.smooth}")
+        if self.noise not in ("frame", "window"):
+            raise ConfigError(f"noise must be 'frame' or 'window', got {self.noise!r}")
+        if any(not 0 <= i < MOTION_DIM for i in self.sharp):
+            raise ConfigError(f"sharp dimensions must be in [0, {MOTION_DIM}), got {self.sharp}")
         if self.hop < 1 or self.lookahead < 0 or self.hop + self.lookahead >= self.window:
             raise ConfigError(
                 f"bad window schedule W={self.window} H={self.hop} L={self.lookahead}: "
@@ -149,6 +161,30 @@ def window_noise(seed: int, index: int, window: int) -> np.ndarray:
     """float32[W, 55] standard normal noise of window ``index``: a function of (seed, index) only."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed & 0xFFFFFFFF, index])))
     return rng.standard_normal((window, MOTION_DIM)).astype(np.float32)
+
+
+def frame_noise(seed: int, frame: int) -> np.ndarray:
+    """float32[55] standard normal noise of absolute frame ``frame``: a function of (seed, frame)."""
+    ss = np.random.SeedSequence([seed & 0xFFFFFFFF, 0x5EED, frame & 0xFFFFFFFF])
+    return np.random.Generator(np.random.PCG64(ss)).standard_normal(MOTION_DIM).astype(np.float32)
+
+
+class FrameNoise:
+    """Noise rows of consecutive windows, reusing the rows of frames already drawn."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed, self.f0 = seed, 0
+        self.rows = np.zeros((0, MOTION_DIM), np.float32)  # frames f0 .. f0 + len(rows)
+
+    def window(self, start: int, n: int) -> np.ndarray:
+        """float32[n, 55]: the noise of frames start .. start + n (windows move forward only)."""
+        lo = max(0, start - self.f0)
+        have = self.rows[lo : lo + n] if start >= self.f0 else self.rows[:0]
+        first_new = start + len(have)
+        new = [frame_noise(self.seed, f) for f in range(first_new, start + n)]
+        rows = np.concatenate([have, np.stack(new)]) if new else have
+        self.rows, self.f0 = rows.copy(), start
+        return rows
 
 
 class StyleTrack:
@@ -199,6 +235,7 @@ class WindowSampler:
         self.feat0 = 0
         self.emitted = 0  # frames emitted so far (absolute index of the next frame)
         self.n_windows = 0
+        self._noise = [FrameNoise(s) for s in self.seeds]
         self.hist = np.zeros((B, 0, MOTION_DIM), np.float32)  # last <= P emitted frames, normalised
         self.ahead = np.zeros((B, 0, MOTION_DIM), np.float32)  # previous window's frames after its hop
         self._W = W
@@ -273,7 +310,10 @@ class WindowSampler:
         if n_hist:
             prefix[:, P - n_hist : P] = self.hist
             mask[:, P - n_hist : P] = 1.0
-        noise = np.stack([window_noise(s, self.n_windows, W) for s in self.seeds])
+        if self.sched.noise == "frame":
+            noise = np.stack([n.window(start, W) for n in self._noise])
+        else:
+            noise = np.stack([window_noise(s, self.n_windows, W) for s in self.seeds])
         x0 = sample_window(
             self.net,
             noise,
@@ -294,7 +334,10 @@ class WindowSampler:
         if self.sched.smooth:
             a = np.float32(self.sched.smooth)
             right = np.minimum(np.arange(P + 1, P + 1 + n_new), W - 1)
-            new = (1 - a) * new + 0.5 * a * (x0[:, P - 1 : P - 1 + n_new] + x0[:, right])
+            filt = (1 - a) * new + 0.5 * a * (x0[:, P - 1 : P - 1 + n_new] + x0[:, right])
+            if self.sched.sharp:
+                filt[..., list(self.sched.sharp)] = new[..., list(self.sched.sharp)]
+            new = filt
         new = clamp_motion(new * self.std + self.mean)  # [B, n_new, 55]
         self.hist = np.concatenate([self.hist, (new - self.mean) / self.std], axis=1)[:, -P:]
         feat = self._features(self.emitted, n_new)
