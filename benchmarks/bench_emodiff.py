@@ -4,7 +4,8 @@ One live stream (batch 1) is fed 80 ms feature chunks; we report CPU time (``pro
 robust to other processes on a shared machine) per emitted frame, for the torch and ONNX Runtime
 backends, for several sampler step counts (teacher = 8 DDIM steps, distilled = 4/2/1) and window
 lengths (hop 3 + lookahead 2 frames throughout). The cost does not depend on the weights' values,
-so the default config's architecture is used (with the shipped weights when present).
+so a randomly initialised network of the shipped weights' architecture is timed (the default
+config's when no weights are shipped).
 
     python benchmarks/bench_emodiff.py [--frames 150] [--windows 16,24,32,48]
 """
@@ -12,6 +13,7 @@ so the default config's architecture is used (with the shipped weights when pres
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -19,15 +21,27 @@ import numpy as np
 import torch
 
 from emostream.arkit import EmotionStyle
-from emostream.engine.motion import MotionEngine
-from emostream.models.emodiff import EmoDiff, EmoDiffConfig
+from emostream.engine.motion import MotionEngine, weights_path
+from emostream.errors import CheckpointError
+from emostream.models.emodiff import EmoDiff, EmoDiffConfig, load_emodiff
 
 FEATURE_DIM = 160
 
 
+def base_config() -> tuple[EmoDiffConfig, str]:
+    try:
+        model, _ = load_emodiff(weights_path())
+        return model.cfg, "shipped"
+    except CheckpointError:
+        return EmoDiffConfig(feature_dim=FEATURE_DIM), "default"
+
+
+BASE, BASE_NAME = base_config()
+
+
 def engine(window: int, steps: int, backend: str) -> MotionEngine:
     torch.manual_seed(0)
-    m = EmoDiff(EmoDiffConfig(feature_dim=FEATURE_DIM, window=window))
+    m = EmoDiff(dataclasses.replace(BASE, window=window))
     return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, steps=steps, backend=backend, refiner=None)
 
 
@@ -50,9 +64,10 @@ def main() -> None:
     ap.add_argument("--windows", default="16,24,32,48")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    default_w = EmoDiffConfig(feature_dim=FEATURE_DIM).window
+    default_w = BASE.window
     res: dict[str, object] = {
         "unit": "CPU ms per output frame, one thread",
+        "architecture": f"{BASE_NAME}: d_model {BASE.d_model}, {BASE.n_layers} layers, W {BASE.window}",
         "hop": 3,
         "lookahead": 2,
         "latency_ms": 5 * 40,

@@ -52,7 +52,7 @@ def test_readme_block(tmp_path: Path) -> None:
     block = render_block([_result(256, 240.0, ratios), _result(512, 260.0)])
     assert "| metric | CPU analytic 256² | CPU analytic 512² | GPU | target |" in block
     assert "| latency p95 (ms) | 240 ✓ | 260 ✗ | not measured | ≤ 250 |" in block
-    assert "| real-time factor | 0.4 | 0.4 ✓ | not measured | ≤ 0.5 |" in block  # RTF target at 512
+    assert "| real-time factor (wall) | 0.4 | 0.4 ✓ | not measured | ≤ 0.5 |" in block  # RTF target at 512
     assert "| sessions at 25 fps | 3 ✓ | 3 | not measured | ≥ 2 |" in block  # sessions at 256
     assert "| lip refiner (ms/frame) | – | – |" in block
     assert "Test CPU, 2 cores" in block and "EmoDiff torch / ONNX Runtime | 2 |" in block

@@ -87,6 +87,26 @@ def test_training_lowers_loss(tmp_path):
     assert hist2[:3] == hist[:3] and hist2[-1]["step"] == 130
 
 
+def test_mouth_loss_weighting():
+    from emostream.arkit import MOUTH_INDICES
+    from emostream.training.train_emodiff import WindowBatcher, diffusion_loss, dim_weights, prepare_clips
+
+    w = dim_weights(4.0)
+    assert torch.isclose(w.mean(), torch.tensor(1.0))
+    assert torch.isclose(w[MOUTH_INDICES[0]] / w[0], torch.tensor(4.0))
+    clips = prepare_clips(synth_utterances(4), energy_features, None, 0, 0)
+    mean, std = np.zeros(MOTION_DIM, np.float32), np.ones(MOTION_DIM, np.float32)
+    b = WindowBatcher(
+        clips, TINY["window"], TINY["window"] - 3, np.zeros(FDIM, np.float32), mean, std, 0
+    ).sample(4)
+    m = tiny_model()
+    losses = [
+        diffusion_loss(m, b, torch.Generator().manual_seed(0), 0.0, dw)[1]["loss"]
+        for dw in (None, dim_weights(1.0), dim_weights(4.0))
+    ]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6) and losses[2] != pytest.approx(losses[0], rel=1e-3)
+
+
 def test_checkpoint_roundtrip_and_errors(tmp_path):
     m = tiny_model()
     save_emodiff(m, tmp_path / "a", {"note": "x"})

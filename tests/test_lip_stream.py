@@ -188,3 +188,29 @@ def test_cuda_backend_matches_cpu(data):
     a = LipRefiner(net).refine(feats, motion)
     b = LipRefiner(_net(), device="cuda").refine(feats, motion)
     assert np.abs(a - b).max() < 1e-4
+
+
+def test_gate_calibration_moves_only_mouth_close_towards_closed(data):
+    """gate_scale/gate_bias (defaults: the trained gate as is) change only mouthClose, and a higher
+    bias never opens the lips: lip gap jawOpen − mouthClose shrinks or stays."""
+    from dataclasses import replace
+
+    from emostream.arkit import BLENDSHAPE_INDEX, MOUTH_INDICES
+
+    feats, motion = data
+    net = _net()
+    with torch.no_grad():  # an open jaw, so the lip gap is there to close
+        net.head[-1].bias[MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])] += 0.8
+    base = LipRefiner(net).refine(feats, motion, "neutral")
+    net.cfg = replace(net.cfg, gate_bias=3.0)
+    biased = LipRefiner(net).refine(feats, motion, "neutral")
+    net.cfg = replace(net.cfg, gate_bias=0.0)
+    assert np.array_equal(LipRefiner(net).refine(feats, motion, "neutral"), base)
+    jaw, close = BLENDSHAPE_INDEX["jawOpen"], BLENDSHAPE_INDEX["mouthClose"]
+    others = [i for i in range(MOTION_DIM) if i != close]
+    np.testing.assert_array_equal(biased[:, others], base[:, others])
+    gap_base = np.maximum(0, base[:, jaw] - base[:, close])
+    gap_biased = np.maximum(0, biased[:, jaw] - biased[:, close])
+    assert (gap_biased <= gap_base + 1e-6).all() and gap_biased.sum() < gap_base.sum()
+    with pytest.raises(ConfigError):
+        replace(net.cfg, gate_scale=0.0)

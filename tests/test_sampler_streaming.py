@@ -3,13 +3,15 @@ emotion blending (a small random network; no training needed for these propertie
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.engine.motion import MotionEngine
-from emostream.engine.sampler import WindowSchedule, window_noise
+from emostream.engine.sampler import FrameNoise, WindowSchedule, frame_noise, window_noise
 from emostream.errors import ConfigError, InputError
 from emostream.models.emodiff import EmoDiff, EmoDiffConfig
 
@@ -142,3 +144,37 @@ def test_vad_gates_to_silence():
     a = eng.new_stream().push(f, vad=np.zeros(20, np.float32))
     b = eng.new_stream().push(np.repeat(eng._silence[None], 20, 0))
     np.testing.assert_array_equal(a, b)
+
+
+def test_frame_noise_follows_the_frame_across_windows():
+    fn = FrameNoise(3)
+    a, b = fn.window(-9, 12), fn.window(-6, 12)  # next window: hop 3
+    np.testing.assert_array_equal(a[3:], b[:9])  # shared frames keep their noise
+    np.testing.assert_array_equal(b[-1], frame_noise(3, 5))
+    assert not np.array_equal(frame_noise(3, 5), frame_noise(4, 5))
+    assert not np.array_equal(frame_noise(3, 5), frame_noise(3, 6))
+
+
+def test_noise_modes_are_chunk_invariant_and_differ():
+    base = engine()
+    f = feats(26)
+    outs = {}
+    for mode in ("frame", "window"):
+        base.schedule = dataclasses.replace(base.schedule, noise=mode)
+        outs[mode] = run_chunks(base, f, [26])
+        np.testing.assert_array_equal(run_chunks(base, f, [2, 5]), outs[mode])
+    assert not np.allclose(outs["frame"], outs["window"])
+    with pytest.raises(ConfigError, match="noise"):
+        WindowSchedule(noise="fresh")
+    with pytest.raises(ConfigError, match="sharp"):
+        WindowSchedule(sharp=(55,))
+
+
+def test_sharp_dimensions_bypass_the_output_filter():
+    eng, raw = engine(), engine()
+    raw.schedule = dataclasses.replace(raw.schedule, smooth=0.0)
+    eng.schedule = dataclasses.replace(eng.schedule, sharp=tuple(range(MOTION_DIM)))
+    f = feats(20)
+    np.testing.assert_array_equal(run_chunks(eng, f, [20]), run_chunks(raw, f, [20]))
+    smoothed = run_chunks(engine(), f, [20])
+    assert not np.allclose(smoothed, run_chunks(raw, f, [20]))

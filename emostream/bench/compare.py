@@ -82,7 +82,9 @@ def _ratio(slow: dict[str, float] | None, fast: dict[str, float] | None) -> floa
 
 
 # ---------------------------------------------------------------------------------- motion
-def _motion_engine(path: str | None, steps: int | None, backend: str, device: str) -> tuple[Any, str]:
+def _motion_engine(
+    path: str | None, steps: int | None, backend: str, device: str, *, teacher: bool = False
+) -> tuple[Any, str]:
     """(MotionEngine without refiner, where its weights came from)."""
     import torch
 
@@ -91,13 +93,11 @@ def _motion_engine(path: str | None, steps: int | None, backend: str, device: st
 
     if path is not None:
         return MotionEngine.load(path, device=device, backend=backend, steps=steps, refiner=False), path
-    for name in (None, TEACHER_WEIGHTS):  # shipped default (distilled), then the shipped teacher
-        try:
-            p = weights_path() if name is None else weights_path(name)
-            eng = MotionEngine.load(p, device=device, backend=backend, steps=steps, refiner=False)
-            return eng, str(p)
-        except CheckpointError:
-            continue
+    p = weights_path(TEACHER_WEIGHTS) if teacher else weights_path()  # the shipped weights
+    try:
+        return MotionEngine.load(p, device=device, backend=backend, steps=steps, refiner=False), str(p)
+    except CheckpointError:
+        pass
     torch.manual_seed(0)
     model = EmoDiff(EmoDiffConfig(feature_dim=160))
     meta = {"hop": 3, "lookahead": 2, "fps": 25}
@@ -123,7 +123,7 @@ def compare_motion(cfg: CompareConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(sampler section, motion_backend section)."""
     from emostream.engine.motion import weights_path
 
-    teacher, t_src = _motion_engine(cfg.teacher_path, None, "torch", cfg.device)
+    teacher, t_src = _motion_engine(cfg.teacher_path, None, "torch", cfg.device, teacher=True)
     d_path = cfg.motion_path
     if d_path is None and not weights_path().with_suffix(".safetensors").is_file():
         d_path = cfg.teacher_path  # no distilled weights yet: the same network at fewer steps

@@ -17,8 +17,8 @@
   chunk's push time is stamped with its sample position; the first video frame covering that
   position, when the session yields it, closes the stamp. ``first_frame_ms`` is the first
   chunk's latency.
-* ``rtf``: compute seconds per second of audio through the offline core (features, VAD,
-  motion, render) in one thread.
+* ``rtf``: wall seconds per second of audio through the offline core (features, VAD, motion,
+  render) in one thread; ``rtf_cpu``: the same in CPU seconds (robust to machine load).
 * ``sessions_at_25fps``: the largest number of concurrent live sessions that all hold 25 fps
   with no dropped frame for ``sessions_seconds``.
 """
@@ -58,6 +58,9 @@ class BenchConfig:
     motion_path: str | None = None
     steps: int | None = None
     renderer_checkpoint: str | None = None
+    #: torch intra-op threads for the whole run (None: torch's default, one per core). The
+    #: networks are small: on 2 cores, 2 threads cost ~6x the CPU time of 1 (spinning).
+    threads: int | None = 1
     #: Load the lip refiner (its look-ahead adds to the latency).
     refiner: bool = True
     #: Session scheduling margins (None: the SessionConfig defaults).
@@ -276,6 +279,12 @@ def run_bench(
     side-by-side comparison (emostream.bench.compare) runs too: its summary goes under
     ``"ratios"`` and its sections under ``"compare"``."""
     cfg = cfg.effective()
+    if cfg.threads is not None:
+        import torch
+
+        if cfg.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {cfg.threads}")
+        torch.set_num_threads(cfg.threads)
     if cfg.size not in (256, 512):
         raise ConfigError(f"--size must be 256 or 512, got {cfg.size}")
     if cfg.device.startswith("cuda"):
@@ -297,15 +306,17 @@ def run_bench(
     # Real-time factor: compute / audio duration through the offline core.
     rtf_audio = audio[: int(min(cfg.live_seconds, 10.0) * SAMPLE_RATE)]
     offline_render(engine, audio[:SAMPLE_RATE])  # warm
-    t = time.perf_counter()
+    c, t = time.process_time(), time.perf_counter()
     offline_render(engine, rtf_audio)
     _sync(cfg.device)
     result["rtf"] = (time.perf_counter() - t) / (rtf_audio.size / SAMPLE_RATE)
+    rtf_cpu = (time.process_time() - c) / (rtf_audio.size / SAMPLE_RATE)
 
     scfg = cfg.session_config()
     ((stats, _),) = asyncio.run(_live([engine.new_session(None, config=scfg)], audio, cfg.live_seconds))
     result["first_frame_ms"] = stats.first_frame_ms
     result["session_latency_ms"] = _latency_budget(engine, scfg)
+    result["rtf_cpu"] = rtf_cpu
     result["latency_ms"] = stats.latency_summary()
     result["dropped_frames"] = stats.dropped_frames
     raw: dict[str, Any] = {"latencies_ms": [round(x, 2) for x in stats.latencies_ms]}
@@ -337,6 +348,7 @@ def run_bench(
     result["machine"]["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     order = [
         *SCHEMA_KEYS,
+        "rtf_cpu",
         "session_latency_ms",
         "stages_wall_ms",
         "sessions_curve",

@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         checkpoint: Path | None = typer.Option(
             None, "--checkpoint", help="FOMM checkpoint for --renderer fomm."
         ),
+        threads: int = typer.Option(
+            1, "--threads", help="torch intra-op threads (0: torch's default, one per core)."
+        ),
         refiner: bool = typer.Option(
             True, "--refiner/--no-refiner", help="Load the lip refiner (its look-ahead adds latency)."
         ),
@@ -63,7 +66,7 @@ def register(app: typer.Typer) -> None:
             sessions_seconds=sessions_seconds, max_sessions=max_sessions, steps=steps,
             motion_path=None if motion is None else str(motion),
             renderer_checkpoint=None if checkpoint is None else str(checkpoint), refiner=refiner,
-            compute_margin_s=compute_margin, jitter_margin_s=jitter_margin,
+            threads=threads or None, compute_margin_s=compute_margin, jitter_margin_s=jitter_margin,
         )  # fmt: skip
         cmp = None
         if compare:

@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option("torch", "--backend", help="torch or onnx."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         limit: int | None = typer.Option(None, "--limit", help="Evaluate at most N utterances."),
+        every: int = typer.Option(
+            1, "--every", help="Evaluate every K-th utterance of the split (shards are grouped by engine)."
+        ),
         seed: int = typer.Option(0, "--seed", help="EmoDiff sampling seed."),
         pad_silence: float = typer.Option(
             0.0, "--pad-silence", help="Add this many seconds of silence before and after each utterance."
@@ -40,6 +43,12 @@ def register(app: typer.Typer) -> None:
             None, "--plot", help="Write a jawOpen-vs-phones PNG of one utterance."
         ),
         plot_index: int = typer.Option(0, "--plot-index", help="Which utterance --plot shows."),
+        gate_scale: float | None = typer.Option(
+            None, "--gate-scale", help="Override the checkpoint's closure-gate scale (calibration)."
+        ),
+        gate_bias: float | None = typer.Option(
+            None, "--gate-bias", help="Override the checkpoint's closure-gate bias (calibration)."
+        ),
         as_json: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only output format)."),
     ) -> None:
         """Mouth MAE, jawOpen correlation, bilabial closure and rest in silence, refiner on/off."""
@@ -53,12 +62,27 @@ def register(app: typer.Typer) -> None:
 
         torch.set_num_threads(1)
         split = "test_real" if real else "val"
-        utts = list(load_corpus(data, split=split))[: limit if limit is not None else None]
+        if every < 1:
+            raise InputError(f"--every must be >= 1, got {every}")
+        utts = list(load_corpus(data, split=split))[::every][: limit if limit is not None else None]
         if not utts:
             raise InputError(f"no utterances in split {split!r}", data)
         if pad_silence > 0:
             utts = [pad_utterance(u, pad_silence) for u in utts]
         refiner = LipRefiner.load(ckpt, device=device, backend=backend)
+        if gate_scale is not None or gate_bias is not None:
+            from dataclasses import replace
+
+            from emostream.engine.lip import default_weights_path
+            from emostream.models.lip_refiner import load_lip_checkpoint
+
+            net, _ = load_lip_checkpoint(default_weights_path() if ckpt is None else ckpt)
+            net.cfg = replace(
+                net.cfg,
+                gate_scale=net.cfg.gate_scale if gate_scale is None else gate_scale,
+                gate_bias=net.cfg.gate_bias if gate_bias is None else gate_bias,
+            )
+            refiner = LipRefiner(net, backend=backend, device=device)
         base_fn: Callable[[Utterance, np.ndarray], np.ndarray] | None = None
         if motion != "none":
             from emostream.engine.motion import MotionEngine
@@ -88,8 +112,10 @@ def register(app: typer.Typer) -> None:
         doc = {
             "split": split,
             "utterances": len(utts),
+            "every": every,
             "pad_silence_s": pad_silence,
             "lookahead_ms": refiner.cfg.lookahead_ms,
+            "gate": {"scale": refiner.cfg.gate_scale, "bias": refiner.cfg.gate_bias},
             "refiner_on": {**res["on"], "refiner": True},
             **({"refiner_off": {**res["off"], "refiner": False}} if "off" in res else {}),
             "targets": res["targets"],

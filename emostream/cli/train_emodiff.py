@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(
             1, "--threads", help="torch CPU threads (1 is fastest on a busy machine)."
         ),
+        mouth_weight: float = typer.Option(
+            1.0, "--mouth-weight", help="Loss weight of the 27 mouth dimensions (others 1)."
+        ),
         max_utts: int = typer.Option(
             0, "--max-utts", help="Use at most this many training utterances (0: all)."
         ),
@@ -54,6 +57,7 @@ def register(app: typer.Typer) -> None:
             lr=lr,
             seed=seed,
             augment_copies=augment_copies,
+            mouth_loss_weight=mouth_weight,
             model={"window": window, "d_model": d_model, "n_layers": layers},
         )
         extra = {"fps": fps, "data": str(data), "data_hours": manifest.get("hours")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import typer
@@ -34,6 +35,9 @@ def register(app: typer.Typer) -> None:
         hidden: int = typer.Option(128, "--hidden", help="LSTM width."),
         layers: int = typer.Option(2, "--layers", help="LSTM layers."),
         limit: int | None = typer.Option(None, "--limit", help="Use at most N utterances per split."),
+        synthetic_stride: int = typer.Option(
+            1, "--synthetic-stride", help="Use every K-th utterance of the synthetic train split (1: all)."
+        ),
         fps: int = typer.Option(DEFAULT_FPS, "--fps", help="Frame rate of the corpus."),
         seed: int = typer.Option(DEFAULT_SEED, "--seed", help="Random seed (fixed seed: same run)."),
         threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
@@ -44,6 +48,9 @@ def register(app: typer.Typer) -> None:
         gate_weight: float = typer.Option(0.05, "--gate-weight", help="Weight of the lip-closure gate loss."),
         bilabial_weight: float = typer.Option(
             4.0, "--bilabial-weight", help="Extra weight of bilabial-closure frames in the gate loss."
+        ),
+        real_share: float = typer.Option(
+            0.3, "--real-share", help="Share of each batch drawn from real speech (train_real), 0..1."
         ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
@@ -59,10 +66,11 @@ def register(app: typer.Typer) -> None:
         cfg = TrainLipConfig(
             steps=steps, batch=batch, lr=lr, augment_copies=augment_copies, seed=seed, threads=threads,
             device=device, ckpt_every=ckpt_every, eval_every=ckpt_every, gate_weight=gate_weight,
-            bilabial_weight=bilabial_weight,
+            bilabial_weight=bilabial_weight, real_share=real_share,
             model={"lookahead_frames": lookahead, "hidden": hidden, "lstm_layers": layers, "fps": fps},
         )  # fmt: skip
-        train_items = load_items(data, TRAIN_SPLITS, fps, augment_copies, seed, limit)
+        t_prep = time.perf_counter()
+        train_items = load_items(data, TRAIN_SPLITS, fps, augment_copies, seed, limit, synthetic_stride)
         val_items = load_items(data, (VAL_SPLIT,), fps, 0, seed, limit)
         if not val_items:
             val_items = train_items[: cfg.max_val]
@@ -71,6 +79,7 @@ def register(app: typer.Typer) -> None:
             "data": str(data),
             "train_utterances": len(train_items),
             "val_utterances": len(val_items),
+            "prep_seconds": round(time.perf_counter() - t_prep, 1),
         }
         result = train(cfg, train_items, val_items, out, meta=meta, progress=progress)
         typer.echo(json.dumps({"path": result["path"], **result["final"]}))

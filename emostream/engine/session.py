@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Tolerance (s) for float rounding in clock arithmetic.
+_TIME_EPS = 1e-6
+
 __all__ = [
     "ArkitFrame",
     "AudioFrame",
@@ -590,9 +593,17 @@ class Session:
     def _needed_position_locked(self) -> int:
         """Input position that must be fed by now for the next frames to be on time."""
         assert self._schedule is not None
-        pts = self._schedule.frame_at(self.clock.now() + self.config.compute_margin_s)
+        # + _TIME_EPS: the consumer moves a simulated clock to exactly due - margin; float
+        # rounding of (due - margin) + margin must not land one frame short (a stall).
+        pts = self._schedule.frame_at(self.clock.now() + self.config.compute_margin_s + _TIME_EPS)
         index = pts + self._discarded
-        return frame_start_sample(index + 1, self.fps) + self._need_ahead
+        need = frame_start_sample(index + 1, self.fps) + self._need_ahead
+        if index >= self._next_index and need <= self._fed:
+            # The input for that frame is in, yet the pipeline has not emitted it: clear() drops
+            # the features (and refiner frames) queued inside the motion stream, so it is behind
+            # by those frames. Feed on (silence) until it catches up instead of stalling.
+            need = self._fed + int(samples_per_frame(self.fps))
+        return need
 
     def _emit(self, motion: np.ndarray, gen: int, *, final: bool) -> None:
         for k, row in enumerate(motion):

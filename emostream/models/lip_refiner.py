@@ -64,6 +64,10 @@ class LipRefinerConfig:
     head_hidden: int = 128
     mouth_dim: int = NUM_MOUTH  # M = 27
     clip_dim: int = len(CLIP_CHANNELS)  # 28
+    # Closure-gate calibration, p = σ(gate_scale · logit + gate_bias); (1, 0) during training,
+    # chosen on held-out synthetic data afterwards (see LipRefiner.mouth).
+    gate_scale: float = 1.0
+    gate_bias: float = 0.0
 
     def __post_init__(self) -> None:
         check_fps(self.fps)
@@ -71,6 +75,8 @@ class LipRefinerConfig:
             raise ConfigError(f"lip refiner sizes must be positive: {self}")
         if not 0 <= self.lookahead_frames <= 8:
             raise ConfigError(f"lookahead_frames must be in 0..8, got {self.lookahead_frames}")
+        if not self.gate_scale > 0:
+            raise ConfigError(f"gate_scale must be > 0, got {self.gate_scale}")
         if self.mouth_dim != NUM_MOUTH or self.clip_dim != len(CLIP_CHANNELS):
             raise ConfigError("lip refiner mouth_dim / clip_dim do not match emostream.arkit")
 
@@ -168,11 +174,13 @@ class LipRefiner(nn.Module):
 
         Lip closure gate: the head also predicts how closed the lips are, p = σ(logit), and
         mouthClose is raised by p · (jawOpen − mouthClose)⁺, so at p → 1 the lips meet exactly
-        (ARKit: mouthClose = jawOpen cancels the jaw's lip gap) instead of a regression's blur."""
+        (ARKit: mouthClose = jawOpen cancels the jaw's lip gap) instead of a regression's blur.
+        p = σ(gate_scale · logit + gate_bias): a calibration of the trained gate (config)."""
         h = self.head(z)  # [..., M + 1]
         raw, logit = h[..., : self.cfg.mouth_dim], h[..., self.cfg.mouth_dim]
         jaw, close = raw[..., _JAW], raw[..., _CLOSE]
-        closed = close + torch.sigmoid(logit) * torch.relu(jaw - close)  # [...]
+        p = torch.sigmoid(self.cfg.gate_scale * logit + self.cfg.gate_bias)  # [...]
+        closed = close + p * torch.relu(jaw - close)  # [...]
         y = torch.cat([raw[..., :_CLOSE], closed[..., None], raw[..., _CLOSE + 1 :]], dim=-1)
         return y, logit
 

@@ -3,8 +3,8 @@
 Why progressive distillation: the teacher is a v-prediction model sampled with deterministic
 DDIM, which is exactly the setting the method was designed for; each round trains a student to
 do in one DDIM step what the teacher does in two, so the student keeps the sampler unchanged
-(same streaming code, same hard prefix condition, same per-window noise → diversity is kept,
-because the noise-to-motion map stays a function of the window noise). It needs no extra
+(same streaming code, same hard prefix condition, same per-frame initial noise → diversity is
+kept, because the noise-to-motion map stays a function of the initial noise). It needs no extra
 networks or discriminators, and each round is a short, stable regression, which fits the CPU
 budget here; consistency distillation would need many more iterations to reach the same
 1–4-step quality. Classifier-free guidance of the teacher can be baked into the student.

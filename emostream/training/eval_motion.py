@@ -148,7 +148,7 @@ def _teacher_samples(
         else teacher_path
     )
     key = hashlib.sha1(
-        json.dumps([str(st.resolve()), st.stat().st_mtime, [g.utt.uid for g in gens], smooth, 2]).encode()
+        json.dumps([str(st.resolve()), st.stat().st_mtime, [g.utt.uid for g in gens], smooth, 3]).encode()
     ).hexdigest()[:16]
     cache = cache_dir / f"teacher_{key}.npz"
     if cache.is_file():

@@ -83,6 +83,8 @@ class TrainLipConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.crop_frames < 8:
             raise ConfigError(f"bad lip training sizes: steps={self.steps} batch={self.batch}")
+        if not 0.0 <= self.real_share <= 1.0:
+            raise ConfigError(f"real_share must be in [0, 1], got {self.real_share}")
 
 
 @dataclass
@@ -437,9 +439,21 @@ def train(
 
 
 def load_items(
-    data: str | Path, splits: Sequence[str], fps: int, copies: int, seed: int, limit: int | None = None
+    data: str | Path,
+    splits: Sequence[str],
+    fps: int,
+    copies: int,
+    seed: int,
+    limit: int | None = None,
+    synthetic_stride: int = 1,
 ) -> list[_Item]:
-    """Corpus utterances of ``splits`` as training items (features computed here)."""
+    """Corpus utterances of ``splits`` as training items (features computed here).
+
+    ``synthetic_stride`` keeps every k-th utterance of the synthetic ``train`` split (shards are
+    grouped by TTS engine, so a stride samples every engine where ``limit`` would not); the real
+    splits are always used whole."""
+    if synthetic_stride < 1:
+        raise ConfigError(f"synthetic_stride must be >= 1, got {synthetic_stride}")
     from emostream.engine.features import features_for
     from emostream.training.corpus import load_corpus
 
@@ -454,9 +468,12 @@ def load_items(
     rng = np.random.default_rng(seed)
     utts: list[Utterance] = []
     for split in splits:
+        stride = synthetic_stride if split == "train" else 1
         for i, u in enumerate(load_corpus(data, split=split)):
-            if limit is not None and i >= limit:
+            if limit is not None and i >= limit * stride:
                 break
+            if i % stride:
+                continue
             if u.fps != fps:
                 raise InputError(f"utterance {u.uid} is at {u.fps} fps, training asks for {fps}", data)
             utts.append(u)
