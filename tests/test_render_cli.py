@@ -54,15 +54,28 @@ def test_render_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "missing.csv" in capsys.readouterr().err
 
 
-def test_render_from_audio_says_what_is_missing(tmp_path: Path, sample_wav: Path) -> None:
-    from emostream.engine.motion import weights_path
+def test_render_from_audio_runs_the_full_pipeline(tmp_path: Path, sample_wav: Path) -> None:
+    """Default weights: speech in, an mp4 with H.264 + AAC covering the speech, and its ARKit CSV."""
+    import av
 
-    if (weights_path().with_suffix(".safetensors")).exists():
-        pytest.skip("motion weights are installed; the full pipeline is exercised elsewhere")
-    cmd = ["render", "--audio", str(sample_wav), "-o", str(tmp_path / "a.mp4")]
-    r = subprocess.run([sys.executable, "-m", "emostream", *cmd], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2
-    assert "weights are missing" in r.stderr
+    from emostream.livelink import read_livelink_csv
+    from emostream.streaming.audio_io import audio_info
+
+    out, csv = tmp_path / "a.mp4", tmp_path / "a.csv"
+    cmd = ["render", "--audio", str(sample_wav), "--emotion", "happy:0.8", "--seed", "3",
+           "-o", str(out), "--arkit-csv", str(csv)]  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "emostream", *cmd], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    duration = audio_info(sample_wav).duration_s
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert (v.codec_context.name, a.codec_context.name) == ("h264", "aac")
+        n_frames = sum(1 for _ in c.decode(video=0))
+    assert abs(n_frames - duration * 25) <= 2
+    motion = read_livelink_csv(csv).motion
+    assert abs(len(motion) - n_frames) <= 2
+    jaw = motion[:, 17]  # jawOpen moves while the sample speaks
+    assert jaw.max() > 0.2 and jaw.std() > 0.05
 
 
 def test_factory_errors(render_cache: None) -> None:
