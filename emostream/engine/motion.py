@@ -113,12 +113,13 @@ class MotionEngine:
         steps: int | None = None,
         fps: int = DEFAULT_FPS,
         refiner: bool | str | Path | Refiner | None = True,
-        guidance: Guidance = Guidance(),
+        guidance: Guidance | None = None,
         smooth: float = DEFAULT_SMOOTH,
     ) -> MotionEngine:
         """``path`` None → the default distilled weights shipped in the package. ``steps`` None →
         the steps the checkpoint was trained/distilled for. ``refiner`` True → the default lip
-        refiner if its weights are shipped, a path → that checkpoint, False/None → no refiner."""
+        refiner if its weights are shipped, a path → that checkpoint, False/None → no refiner.
+        ``guidance`` None → the checkpoint's recommended guidance (meta ``guidance``), else none."""
         p = weights_path() if path is None else Path(path)
         try:
             model, meta = load_emodiff(p)
@@ -130,6 +131,16 @@ class MotionEngine:
                     p,
                 ) from e
             raise
+        if guidance is None:
+            g = meta.get("guidance") or {}
+            try:
+                guidance = Guidance(
+                    float(g.get("audio", 1.0)),
+                    float(g.get("style", 1.0)),
+                    bool(g.get("audio_mouth_only", False)),
+                )
+            except (TypeError, ValueError, AttributeError) as e:
+                raise CheckpointError(f"bad 'guidance' in the checkpoint meta: {g!r}", p) from e
         return cls(
             model,
             meta,

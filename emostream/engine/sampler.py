@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, clamp_motion
+from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, MOUTH_INDICES, clamp_motion
 from emostream.errors import ConfigError, InputError
 
 
@@ -58,10 +58,24 @@ class Guidance:
 
     audio: float = 1.0
     style: float = 1.0
+    #: apply the audio scale to the mouth dimensions only (sharper lip sync; blinks, brows and
+    #: head keep their unguided, livelier distribution)
+    audio_mouth_only: bool = False
 
     @property
     def active(self) -> bool:
         return self.audio != 1.0 or self.style != 1.0
+
+    def audio_scale(self) -> np.ndarray | float:
+        """The audio scale, float or float32[55] per motion dimension."""
+        if not self.audio_mouth_only:
+            return self.audio
+        g = np.ones(MOTION_DIM, np.float32)
+        g[list(MOUTH_INDICES)] = self.audio
+        return g
+
+    def to_dict(self) -> dict[str, float | bool]:
+        return {"audio": self.audio, "style": self.style, "audio_mouth_only": self.audio_mouth_only}
 
 
 def guided_v(
@@ -87,7 +101,7 @@ def guided_v(
         rep(z), np.full(3 * B, t, np.float32), rep(audio), rep(style), rep(prefix), rep(mask), keep
     )
     v_as, v_a, v_0 = v[:B], v[B : 2 * B], v[2 * B :]
-    return v_0 + guidance.audio * (v_a - v_0) + guidance.style * (v_as - v_a)
+    return v_0 + guidance.audio_scale() * (v_a - v_0) + guidance.style * (v_as - v_a)
 
 
 def sample_window(

@@ -175,8 +175,10 @@ def distill(
         n //= 2
         rounds.append({"steps": n, "final_loss": float(np.mean(losses[-50:]))})
         log.info("distilled to %d steps, loss %.4f", n, rounds[-1]["final_loss"])
-    if not rounds:  # k == n0: the student is the teacher sampled with k steps
-        model = teacher
+    if not rounds:  # k == n0: the student is the teacher sampled with k DDIM steps
+        model = EmoDiff(EmoDiffConfig.from_dict({**teacher.cfg.to_dict(), "sampler_steps": k}))
+        model.load_state_dict(teacher.state_dict())
+        model.eval()
     meta = {
         **{
             k2: v
