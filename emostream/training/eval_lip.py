@@ -139,8 +139,8 @@ def pad_utterance(u: Utterance, before_s: float, after_s: float | None = None) -
     if s1:
         phones.append(Phone(s0 + len(u.audio), len(audio), "sil", "sil"))
     n = frames_covering(len(audio), u.fps)
-    placeholder = np.zeros((n, u.targets.shape[1]), np.float32)
-    padded = replace(u, uid=f"{u.uid}+pad", audio=audio, phones=phones, targets=placeholder)
+    shape_only = np.zeros((n, u.targets.shape[1]), np.float32)  # replaced by the redraw below
+    padded = replace(u, uid=f"{u.uid}+pad", audio=audio, phones=phones, targets=shape_only)
     return replace(padded, targets=redraw_targets(padded, u.seed))
 
 
