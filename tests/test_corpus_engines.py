@@ -90,3 +90,25 @@ def test_livelink_take_imports(tmp_path: Path) -> None:
     assert u.targets.shape == (50, 55)  # 2 s at 25 fps: the last recorded pose is held
     np.testing.assert_allclose(u.targets[:40], motion, atol=1e-5)
     np.testing.assert_allclose(u.targets[45], motion[-1], atol=1e-5)
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="needs Debian flite (scripts/apt-packages.txt)")
+def test_recognize_phones_aligns_a_transcript(tmp_path: Path) -> None:
+    """Live Link takes with a transcript are force-aligned; an unalignable one is a clear error."""
+    import subprocess
+
+    from emostream.streaming.audio_io import load_audio
+    from emostream.training.livelink_import import recognize_phones
+
+    text = "give me one photo and a voice and i will talk back"
+    wav = tmp_path / "s.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(wav)], check=True, timeout=60)
+    audio = load_audio(wav)
+    phones = recognize_phones(audio, text)
+    spoken = [p for p in phones if p.phone != "sil"]
+    assert len(spoken) > 25
+    assert {p.viseme for p in spoken} >= {"PP", "aa", "kk"}  # "me", "talk", "give"
+    assert all(0 <= p.start < p.end <= len(audio) for p in phones)
+    for bad in ("give me one emostream", text):  # a word not in the dictionary; silence for speech
+        with pytest.raises(InputError, match="could not align the transcript"):
+            recognize_phones(audio if "emostream" in bad else np.zeros(16000, np.float32), bad)

@@ -65,22 +65,17 @@ def recognize_phones(audio: np.ndarray, transcript: str | None) -> list[Phone]:
     all-phone recognition."""
     from pocketsphinx import Config, Decoder, get_model_path
 
-    from emostream.training.engines.real import normalize
+    from emostream.training.engines.real import force_align, normalize, pcm16
 
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
     phones: list[Phone] = []
     if transcript:
         d = Decoder(Config(samprate=SAMPLE_RATE, loglevel="FATAL"))
-        d.set_align_text(normalize(transcript))
-        for second in (False, True):
-            d.start_utt()
-            d.process_raw(pcm, full_utt=True)
-            d.end_utt()
-            if not second:
-                d.set_alignment()
-        alignment = d.get_alignment()
+        alignment = force_align(d, audio, normalize(transcript))
         if alignment is None:
-            raise InputError("pocketsphinx could not align the transcript to the audio")
+            raise InputError(
+                "pocketsphinx could not align the transcript to the audio (a word missing from its "
+                "dictionary, or speech that does not match the text)"
+            )
         for word in alignment:
             for ph in word:
                 name = arpabet_to_phone(ph.name) or SIL
@@ -91,7 +86,7 @@ def recognize_phones(audio: np.ndarray, transcript: str | None) -> list[Phone]:
             Config(samprate=SAMPLE_RATE, allphone=lm, loglevel="FATAL", lw=2.0, beam=1e-20, pbeam=1e-20)
         )
         d.start_utt()
-        d.process_raw(pcm, full_utt=True)
+        d.process_raw(pcm16(audio), full_utt=True)
         d.end_utt()
         for seg in d.seg():
             name = arpabet_to_phone(seg.word) or SIL

@@ -115,6 +115,30 @@ def _speech_bounds(audio: np.ndarray, margin: int = 5) -> tuple[int, int]:
     return lo, hi
 
 
+def pcm16(audio: np.ndarray) -> bytes:
+    """float32 [-1, 1] → little-endian s16 bytes, what pocketsphinx's ``process_raw`` reads."""
+    return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def force_align(decoder: Any, audio: np.ndarray, words: str) -> Any:
+    """pocketsphinx forced alignment of 16 kHz ``audio`` to ``words``: one pass aligns the words,
+    a second decodes the phones (``get_alignment()`` after one pass is None). Returns the
+    word → phone alignment, or None when the words cannot be aligned to the audio (a word missing
+    from the dictionary, or speech that does not match: pocketsphinx raises RuntimeError then)."""
+    pcm = pcm16(audio)
+    try:
+        decoder.set_align_text(words)
+        for second_pass in (False, True):
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            if not second_pass:
+                decoder.set_alignment()
+        return decoder.get_alignment()
+    except RuntimeError:
+        return None
+
+
 class RealEngine:
     name = "real"
     licence = "Asterisk core sounds (en, Allison Smith): CC-BY-SA 3.0; aligner pocketsphinx: BSD-2"
@@ -143,16 +167,7 @@ class RealEngine:
         return self._decoder
 
     def _align(self, audio: np.ndarray, words: str, wide: bool = False) -> Any:
-        decoder = self._ensure(wide)
-        pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
-        decoder.set_align_text(words)
-        for second_pass in (False, True):
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            if not second_pass:
-                decoder.set_alignment()
-        alignment = decoder.get_alignment()
+        alignment = force_align(self._ensure(wide), audio, words)
         if alignment is None:
             raise RuntimeError("no alignment")
         return alignment
