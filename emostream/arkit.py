@@ -128,6 +128,23 @@ def neutral_vector() -> np.ndarray:
     return np.zeros(MOTION_DIM, dtype=np.float32)
 
 
+def motion_vector(**weights: float) -> np.ndarray:
+    """float32[MOTION_DIM] from names: blendshapes (``jawOpen=0.6``) and head ``yaw``/``pitch``/``roll``
+    (radians); everything else is at rest."""
+    v = neutral_vector()
+    for name, w in weights.items():
+        if name in _HEAD_KEYS:
+            v[HEAD_SLICE.start + _HEAD_KEYS.index(name)] = w
+        elif name in BLENDSHAPE_INDEX:
+            v[BLENDSHAPE_INDEX[name]] = w
+        else:
+            raise ConfigError(f"unknown motion parameter {name!r}")
+    return v
+
+
+_HEAD_KEYS = ("yaw", "pitch", "roll")
+
+
 def clamp_motion(seq: np.ndarray) -> np.ndarray:
     """Clip blendshapes to [0, 1] and head angles to ±60°; works on [..., MOTION_DIM]."""
     out = np.array(seq, dtype=np.float32, copy=True)

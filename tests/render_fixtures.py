@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
-from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM
+from emostream.arkit import motion_vector
 
 __all__ = ["astronaut_256", "render_cache", "renderer_256"]
 
@@ -38,11 +37,5 @@ def renderer_256(astronaut_256):
     return AnalyticRenderer(astronaut_256)
 
 
-def vec(**weights: float) -> np.ndarray:
-    v = np.zeros(MOTION_DIM, np.float32)
-    for k, w in weights.items():
-        if k in ("yaw", "pitch", "roll"):
-            v[HEAD_SLICE.start + ("yaw", "pitch", "roll").index(k)] = w
-        else:
-            v[BLENDSHAPE_INDEX[k]] = w
-    return v
+#: Motion vectors by name (``vec(jawOpen=0.6, yaw=0.2)``).
+vec = motion_vector

@@ -63,3 +63,16 @@ def test_motion_frame_round_trip() -> None:
         arkit.MotionFrame.from_vector(vec[:54], index=0)
     clamped = arkit.clamp_motion(np.full((2, 55), 5.0, np.float32))
     assert clamped[:, :52].max() == 1.0 and np.allclose(clamped[:, 52:], np.pi / 3)
+
+
+def test_motion_vector_by_name() -> None:
+    from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, motion_vector
+    from emostream.errors import ConfigError
+
+    v = motion_vector(jawOpen=0.6, yaw=0.2, roll=-0.1)
+    assert v.dtype == np.float32 and v.shape == (55,)
+    assert v[BLENDSHAPE_INDEX["jawOpen"]] == np.float32(0.6)
+    np.testing.assert_array_equal(v[HEAD_SLICE], np.float32([0.2, 0.0, -0.1]))
+    assert np.count_nonzero(v) == 3
+    with pytest.raises(ConfigError, match="unknown motion parameter 'jawOpn'"):
+        motion_vector(jawOpn=1.0)

@@ -28,7 +28,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM
+from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE
+from emostream.arkit import motion_vector as _vec
 from emostream.render import topology as tp
 from emostream.render.analytic import AnalyticRenderer
 from emostream.render.face import (
@@ -40,16 +41,6 @@ from emostream.render.face import (
     track_landmarks,
 )
 from emostream.render.portrait import prepare_portrait
-
-
-def _vec(**weights: float) -> np.ndarray:
-    v = np.zeros(MOTION_DIM, np.float32)
-    for k, w in weights.items():
-        if k in ("yaw", "pitch", "roll"):
-            v[HEAD_SLICE.start + ("yaw", "pitch", "roll").index(k)] = w
-        else:
-            v[BLENDSHAPE_INDEX[k]] = w
-    return v
 
 
 def _ramp(n: int) -> np.ndarray:
