@@ -38,8 +38,13 @@ OUT = Path("out/webrtc")
 JUDGE_LAST = 5
 
 
-def _write(name: str, data: dict) -> None:
+@pytest.fixture(autouse=True)
+def _out_dir() -> None:
+    """Reports and screenshots land in out/webrtc, which a fresh clone does not have."""
     OUT.mkdir(parents=True, exist_ok=True)
+
+
+def _write(name: str, data: dict) -> None:
     (OUT / name).write_text(json.dumps(data, indent=2, default=float))
 
 
@@ -59,7 +64,7 @@ async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
         peer_logs = [list(p.video.send_times) for p in server.peers.values()]
         peer_stats = [p.stats() for p in server.peers.values()]
     report = reports[0]
-    (OUT / "report_browser_sync.json").write_text(json.dumps(report))
+    _write("report_browser_sync.json", report)
     assert report["state"] == "connected", report.get("error")
     video = analysis.video_summary(report)
     audio = analysis.audio_summary(report)
@@ -159,7 +164,7 @@ async def _speak_and_measure(engine: Engine, name: str, shot: str, *, min_r: flo
         peer_logs = [list(p.video.send_times) for p in server.peers.values()]
         peer_stats = [p.stats() for p in server.peers.values()]
     report = reports[0]
-    (OUT / f"report_{name}").write_text(json.dumps(report))
+    _write(f"report_{name}", report)
     assert report["state"] == "connected", report.get("error")
     video = analysis.video_summary(report)
     audio = analysis.audio_summary(report)
