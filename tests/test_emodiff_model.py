@@ -189,6 +189,54 @@ def test_distill_round_halves_steps(tmp_path):
         distill(teacher, {}, clips, tmp_path / "x", DistillConfig(sampler_steps=3), progress=False)
 
 
+def test_distill_bakes_the_teachers_mouth_only_guidance(tmp_path):
+    from emostream.arkit import MOUTH_INDICES
+    from emostream.engine.sampler import Guidance
+    from emostream.errors import ConfigError
+    from emostream.training.distill import DistillConfig, _teacher_v, distill, teacher_guidance
+    from emostream.training.train_emodiff import Batch, prepare_clips
+
+    meta = {"guidance": {"audio": 1.5, "style": 1.0, "audio_mouth_only": True}}
+    g = teacher_guidance(DistillConfig(), meta)
+    assert g == Guidance(1.5, 1.0, True)
+    override = DistillConfig(guidance_audio=2.0, guidance_audio_mouth_only=False)
+    assert teacher_guidance(override, meta) == Guidance(2.0, 1.0, False)
+    assert not teacher_guidance(DistillConfig(), {}).active
+
+    # the guided teacher's v differs from the plain one on the mouth only
+    torch.manual_seed(0)
+    teacher = tiny_model().eval()
+    B, W = 2, teacher.cfg.window
+    b = Batch(
+        x0=torch.randn(B, W, MOTION_DIM),
+        audio=torch.randn(B, W, teacher.cfg.feature_dim),
+        mask=torch.zeros(B, W, 1),
+        valid=torch.ones(B, W, 1),
+        emotion=torch.zeros(B, dtype=torch.long),
+        intensity=torch.ones(B),
+        raw=torch.zeros(B, W, MOTION_DIM),
+    )
+    z, t = torch.randn(B, W, MOTION_DIM), torch.full((B,), 0.5)
+    with torch.no_grad():
+        style = teacher.style_encoder.from_label(b.emotion, b.intensity)[:, None].expand(B, W, -1)
+        plain, guided = (_teacher_v(teacher, z, t, b, style, x) for x in (Guidance(), g))
+    mouth = list(MOUTH_INDICES)
+    rest = [i for i in range(MOTION_DIM) if i not in set(mouth)]
+    torch.testing.assert_close(guided[..., rest], plain[..., rest], atol=1e-5, rtol=1e-5)
+    assert (guided[..., mouth] - plain[..., mouth]).abs().max() > 1e-3
+
+    torch.set_num_threads(1)
+    clips = prepare_clips(synth_utterances(6), energy_features, None, 0, 0)
+    with torch.no_grad():
+        teacher.silence_feat.copy_(torch.from_numpy(energy_features(np.zeros(640, np.float32), 25)[0]))
+    cfg = DistillConfig(sampler_steps=2, iters_per_round=5, batch=4)
+    tmeta = {"hop": 2, "lookahead": 1, **meta}
+    _, out_meta = distill(teacher, tmeta, clips, tmp_path / "s", cfg, progress=False)
+    assert out_meta["baked_guidance"] == g.to_dict() and "guidance" not in out_meta
+    with pytest.raises(ConfigError, match="guidance cannot be baked"):
+        distill(teacher, meta, clips, tmp_path / "x", DistillConfig(sampler_steps=4), progress=False)
+
+
 def test_classifier_learns_emotions(tmp_path):
     from emostream.models.emotion_classifier import load_classifier
     from emostream.training.train_classifier import ClassifierTrainConfig, accuracy, train_classifier

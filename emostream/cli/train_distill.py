@@ -27,10 +27,15 @@ def register(app: typer.Typer) -> None:
         batch: int = typer.Option(32, "--batch", help="Windows per batch."),
         seed: int = typer.Option(0, "--seed", help="Random seed."),
         guidance_audio: float = typer.Option(
-            1.0, "--guidance-audio", help="Teacher audio CFG scale baked in."
+            None, "--guidance-audio", help="Teacher audio CFG scale baked in (default: the teacher's meta)."
         ),
         guidance_style: float = typer.Option(
-            1.0, "--guidance-style", help="Teacher style CFG scale baked in."
+            None, "--guidance-style", help="Teacher style CFG scale baked in (default: the teacher's meta)."
+        ),
+        audio_mouth_only: bool = typer.Option(
+            None,
+            "--audio-mouth-only/--audio-all",
+            help="Apply the audio scale to the mouth only (default: the teacher's meta).",
         ),
         augment_copies: int = typer.Option(
             1, "--augment-copies", help="Augmented audio versions per utterance."
@@ -63,6 +68,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             guidance_audio=guidance_audio,
             guidance_style=guidance_style,
+            guidance_audio_mouth_only=audio_mouth_only,
         )
         _, m = distill(model, {**meta, "data": str(root)}, clips, out, cfg, teacher_path=str(teacher))
         typer.echo(json.dumps({"out": str(out), "rounds": m["rounds"], "seconds": round(time.time() - t0)}))

@@ -7,7 +7,10 @@ do in one DDIM step what the teacher does in two, so the student keeps the sampl
 kept, because the noise-to-motion map stays a function of the initial noise). It needs no extra
 networks or discriminators, and each round is a short, stable regression, which fits the CPU
 budget here; consistency distillation would need many more iterations to reach the same
-1–4-step quality. Classifier-free guidance of the teacher can be baked into the student.
+1–4-step quality. Classifier-free guidance of the teacher is baked into the student (guided
+distillation, Meng et al. 2023): the teacher *sampler* is the network plus the guidance named in
+its checkpoint meta (e.g. audio 1.5 on the mouth only), and the student learns to reproduce that
+sampler with one network evaluation per step instead of two.
 
 Round ``N -> N/2``: for a student step ``t -> t''`` (``t'`` the midpoint) run two teacher DDIM
 steps from ``z_t`` (with the hard condition applied), then the student's target is the ``x``
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 
 from emostream.arkit import MOTION_DIM
+from emostream.engine.sampler import Guidance
 from emostream.errors import ConfigError
 from emostream.models.emodiff import EmoDiff, EmoDiffConfig, save_emodiff
 from emostream.training.train_emodiff import Batch, Clip, Ema, WindowBatcher, cosine_alpha_sigma
@@ -47,20 +51,41 @@ class DistillConfig:
     lr: float = 3e-4
     ema: float = 0.995
     seed: int = 0
-    guidance_audio: float = 1.0  # teacher guidance baked into the student
-    guidance_style: float = 1.0
+    #: teacher guidance baked into the student; None: the teacher checkpoint's own guidance
+    guidance_audio: float | None = None
+    guidance_style: float | None = None
+    guidance_audio_mouth_only: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def teacher_guidance(cfg: DistillConfig, teacher_meta: dict[str, Any]) -> Guidance:
+    """The guidance of the teacher sampler: the CLI's values over the checkpoint meta's."""
+    g = teacher_meta.get("guidance") or {}
+    try:
+        return Guidance(
+            float(cfg.guidance_audio if cfg.guidance_audio is not None else g.get("audio", 1.0)),
+            float(cfg.guidance_style if cfg.guidance_style is not None else g.get("style", 1.0)),
+            bool(
+                cfg.guidance_audio_mouth_only
+                if cfg.guidance_audio_mouth_only is not None
+                else g.get("audio_mouth_only", False)
+            ),
+        )
+    except (TypeError, ValueError, AttributeError) as e:
+        raise ConfigError(f"bad 'guidance' in the teacher's meta: {g!r}") from e
+
+
 def _teacher_v(
-    teacher: EmoDiff, z: torch.Tensor, t: torch.Tensor, b: Batch, style: torch.Tensor, ga: float, gs: float
+    teacher: EmoDiff, z: torch.Tensor, t: torch.Tensor, b: Batch, style: torch.Tensor, guidance: Guidance
 ) -> torch.Tensor:
     B = z.shape[0]
     ones = torch.ones(B, 2)
-    if ga == 1.0 and gs == 1.0:
+    if not guidance.active:
         return teacher(z, t, b.audio, style, b.x0, b.mask, ones)
+    ga = torch.as_tensor(guidance.audio_scale(), dtype=z.dtype)  # scalar or [55]
+    gs = guidance.style
     r = lambda x: torch.cat([x, x, x])  # noqa: E731
     keep = torch.cat([ones, torch.tensor([[1.0, 0.0]]).expand(B, 2), torch.zeros(B, 2)])
     v = teacher(r(z), r(t), r(b.audio), r(style), r(b.x0), r(b.mask), keep)
@@ -78,7 +103,12 @@ def _ddim(z: torch.Tensor, v: torch.Tensor, t: torch.Tensor, s: torch.Tensor, b:
 
 
 def distill_round(
-    teacher: EmoDiff, batcher: WindowBatcher, student_steps: int, cfg: DistillConfig, progress: bool
+    teacher: EmoDiff,
+    batcher: WindowBatcher,
+    student_steps: int,
+    cfg: DistillConfig,
+    guidance: Guidance,
+    progress: bool,
 ) -> tuple[EmoDiff, list[float]]:
     """One round: a student (initialised from the teacher) for ``student_steps`` DDIM steps."""
     teacher.eval()
@@ -106,16 +136,8 @@ def distill_round(
         z = a_t * b.x0 + s_t * eps
         with torch.no_grad():
             style = teacher.style_encoder.from_label(b.emotion, b.intensity)[:, None].expand(B, W, -1)
-            z1 = _ddim(
-                z, _teacher_v(teacher, z, t, b, style, cfg.guidance_audio, cfg.guidance_style), t, t_mid, b
-            )
-            z2 = _ddim(
-                z1,
-                _teacher_v(teacher, z1, t_mid, b, style, cfg.guidance_audio, cfg.guidance_style),
-                t_mid,
-                t_end,
-                b,
-            )
+            z1 = _ddim(z, _teacher_v(teacher, z, t, b, style, guidance), t, t_mid, b)
+            z2 = _ddim(z1, _teacher_v(teacher, z1, t_mid, b, style, guidance), t_mid, t_end, b)
             a_e, s_e = (x[:, None, None] for x in cosine_alpha_sigma(t_end))
             ratio = s_e / s_t
             x_tgt = (z2 - ratio * z) / (a_e - ratio * a_t)
@@ -170,12 +192,21 @@ def distill(
     t0 = time.time()
     rounds: list[dict[str, Any]] = []
     model, n = teacher, n0
+    guidance = teacher_guidance(cfg, teacher_meta)
     while n > k:
-        model, losses = distill_round(model, batcher, n // 2, cfg, progress)
+        # the first round distills the guided teacher sampler; later rounds distill a student,
+        # which already has the guidance baked in
+        g = guidance if model is teacher else Guidance()
+        model, losses = distill_round(model, batcher, n // 2, cfg, g, progress)
         n //= 2
         rounds.append({"steps": n, "final_loss": float(np.mean(losses[-50:]))})
         log.info("distilled to %d steps, loss %.4f", n, rounds[-1]["final_loss"])
     if not rounds:  # k == n0: the student is the teacher sampled with k DDIM steps
+        if guidance.active:
+            raise ConfigError(
+                "--sampler-steps equal to the teacher's steps distills nothing, so the teacher's "
+                "guidance cannot be baked in; distill to fewer steps"
+            )
         model = EmoDiff(EmoDiffConfig.from_dict({**teacher.cfg.to_dict(), "sampler_steps": k}))
         model.load_state_dict(teacher.state_dict())
         model.eval()
@@ -186,6 +217,8 @@ def distill(
             if k2 in ("hop", "lookahead", "fps", "n_train_clips", "data")
         },
         "distill": cfg.to_dict(),
+        #: the teacher sampler's guidance, now baked into the weights (the student runs unguided)
+        "baked_guidance": guidance.to_dict(),
         "rounds": rounds,
         "teacher": teacher_path,
         "teacher_steps": n0,
