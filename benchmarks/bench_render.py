@@ -6,7 +6,7 @@ jaw sweep, visemes, blinks, smile, brows, head yaw/pitch/roll). Times are CPU ti
 (``process_time``, robust to other processes on a shared machine) with every library held to
 one thread, plus wall-clock time for reference.
 
-    python benchmarks/bench_render.py [--faces astronaut,grace_hopper,derived] [--repeat 2]
+    python benchmarks/bench_render.py [--faces astronaut,grace_hopper,derived,luispedro] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ import numpy as np  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--faces", default="astronaut,grace_hopper,derived", help="comma-separated test faces")
+    ap.add_argument(
+        "--faces", default="astronaut,grace_hopper,derived,luispedro", help="comma-separated test faces"
+    )
     ap.add_argument("--repeat", type=int, default=2, help="timed passes over the motion (best is kept)")
     args = ap.parse_args()
     cv2.setNumThreads(1)

@@ -91,7 +91,7 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
     main(["eval", "render", "--image", "astronaut", "--sheets", str(tmp_path), "--json"])
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {
-        "lip_gap_corr", "blink_closure", "smile_corr", "head_yaw_corr", "background_mae",
+        "lip_gap_corr", "blink_closure", "blink_control", "smile_corr", "head_yaw_corr", "background_mae",
         "flicker", "ms_per_frame_256", "ms_per_frame_512",
     }  # fmt: skip
     assert res["lip_gap_corr"] > 0.9 and res["head_yaw_corr"] > 0.9 and res["smile_corr"] > 0.8

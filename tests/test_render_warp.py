@@ -83,6 +83,44 @@ def test_lips_part_and_eyes_close(renderer_256) -> None:
     assert eye[2] < 0.15 * eye[0]
 
 
+def _eye_openings(lm: np.ndarray, size: int) -> list[np.ndarray]:
+    """bool[S, S] per eye: the upper 60 % of the opening between the source's lid contours (the
+    iris and sclera at rest; at full blink the lids meet lower, at 90 % of the gap)."""
+    import cv2
+
+    out = []
+    for up, lo in ((tp.EYE_RIGHT_UPPER, tp.EYE_RIGHT_LOWER), (tp.EYE_LEFT_UPPER, tp.EYE_LEFT_LOWER)):
+        m = np.zeros((size, size), np.uint8)
+        u, lw = lm[list(up), :2], lm[list(lo), :2]
+        poly = np.concatenate([u, (0.4 * u + 0.6 * lw)[::-1]])
+        cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
+        out.append(m > 0)
+    return out
+
+
+def _dark_fraction(frame: np.ndarray, region: np.ndarray, skin: float) -> float:
+    lum = frame.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return float((lum[region] < 0.6 * skin).mean())
+
+
+def test_closed_lids_hide_the_eye(renderer_256, astronaut_256) -> None:
+    """At full blink the iris and the dark of the eye are gone from where the eye was open; at
+    half blink the eye is still partly visible (the overlay fades in with closure)."""
+    import cv2
+
+    lm = astronaut_256.landmarks
+    frames = renderer_256.render(
+        np.stack([vec(), vec(eyeBlinkLeft=0.4, eyeBlinkRight=0.4), vec(eyeBlinkLeft=1.0, eyeBlinkRight=1.0)])
+    )
+    oval = np.zeros((256, 256), np.uint8)
+    cv2.fillPoly(oval, [np.round(lm[list(tp.FACE_OVAL), :2]).astype(np.int32)], 1)
+    skin = float(np.median(frames[0][oval > 0].astype(np.float64) @ np.array([0.299, 0.587, 0.114])))
+    for eye in _eye_openings(lm, 256):
+        rest, half, closed = (_dark_fraction(f, eye, skin) for f in frames)
+        assert rest > 0.3 and half > 0.2, (rest, half)
+        assert closed < 0.1 and closed < 0.2 * rest, (rest, closed)
+
+
 def _upper_teeth(r, m: np.ndarray) -> np.ndarray:
     return r.mouth._project(r.mouth.upper_edge, m, jaw=False)
 

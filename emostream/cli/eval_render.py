@@ -14,15 +14,16 @@ def register(app: typer.Typer) -> None:
         image: list[str] = typer.Option(
             None,
             "--image",
-            help="Portrait image(s); the test-face names astronaut, grace_hopper, derived also work "
-            "(default: all three test faces).",
+            help="Portrait image(s); the test-face names astronaut, grace_hopper, derived, luispedro "
+            "also work (default: all four test faces).",
         ),
         sheets: Path = typer.Option(
             Path("out/render-sheets"), "--sheets", help="Folder for one contact-sheet PNG per face."
         ),
         as_json: bool = typer.Option(True, "--json/--no-json", help="Print the metrics as JSON."),
     ) -> None:
-        """Lip gap / blink / smile / head-yaw tracking, background stability, flicker, speed."""
+        """Lip gap / blink (with its detector control) / smile / head-yaw tracking, background
+        stability, flicker, speed."""
         from emostream.render.eval import evaluate_render
         from emostream.render.portrait import load_image, sample_faces
 

@@ -6,6 +6,12 @@ Metrics (JSON):
 - ``blink_closure``: 1 − (eye opening at full blink ÷ eye opening at rest), both eyes; the opening
   is the lid distance across the eye (three central pairs) from mediapipe's eye-contour model
   (``iris_landmark.tflite``, run on each eye as mediapipe does);
+- ``blink_control``: the same measurement on a closed eye made without the renderer: the source
+  crop with each eye opening (between its lid contours, +1 px) inpainted from the surrounding skin
+  (``cv2.inpaint``, Telea) and a lash line drawn where the lids meet. It is what the detector
+  reports on this face when no eye is visible: where it is well below 1 (the eye-contour model
+  keeps part of an eye-shaped opening on a lidded, skin-filled eye, most on the faces with
+  glasses), a low ``blink_closure`` is a limit of the measurement, not only of the renderer;
 - ``smile_corr``: r of the mouth-corner lift (lip centre y − corner y, ÷ eye distance) with the
   commanded smile over the smile segment;
 - ``head_yaw_corr``: r of the yaw estimated from the landmarks with the commanded yaw;
@@ -124,6 +130,7 @@ def scripted_motion() -> Script:
 class RenderMetrics:
     lip_gap_corr: float
     blink_closure: float
+    blink_control: float
     smile_corr: float
     head_yaw_corr: float
     background_mae: float
@@ -164,6 +171,28 @@ def eye_opening(lms: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...])
     normal = np.stack([-axis[:, 1], axis[:, 0]], 1)
     d = [np.abs(((lms[:, lower[k], :2] - lms[:, upper[k], :2]) * normal).sum(1)) for k in (3, 4, 5)]
     return np.asarray(np.mean(d, axis=0))
+
+
+def closed_eye_control(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """uint8[S, S, 3]: ``crop`` with both eyes closed by inpainting, not by the renderer (see
+    ``blink_control``): each opening between the lid contours (dilated 1 px) is filled from the
+    surrounding skin and a lash line (the opening's 10th-percentile colour, 1.2 % of the
+    eye-corner distance wide) is drawn where the lids meet (30 % of the way up from the lower lid)."""
+    xy = lm[:, :2].astype(np.float64)
+    iod = float(np.linalg.norm(xy[tp.EYE_LEFT_CORNERS[1]] - xy[tp.EYE_RIGHT_CORNERS[0]]))
+    mask = np.zeros(crop.shape[:2], np.uint8)
+    lines = []
+    for up, lo in ((tp.EYE_RIGHT_UPPER, tp.EYE_RIGHT_LOWER), (tp.EYE_LEFT_UPPER, tp.EYE_LEFT_LOWER)):
+        u, lw = xy[list(up)], xy[list(lo)]
+        cv2.fillPoly(mask, [np.round(np.concatenate([u, lw[::-1]])).astype(np.int32)], 255)
+        lines.append(0.3 * u + 0.7 * lw)
+    opening = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    lash = np.percentile(crop[opening > 0], 10, axis=0)
+    out = np.asarray(cv2.inpaint(crop, opening, 3, cv2.INPAINT_TELEA), np.uint8)
+    for line in lines:
+        cv2.polylines(out, [np.round(line * 16).astype(np.int32)], False, lash.tolist(),
+                      max(1, round(0.012 * iod)), cv2.LINE_AA, 4)  # fmt: skip
+    return out
 
 
 def _time_render(r: AnalyticRenderer, motion: np.ndarray) -> float:
@@ -242,6 +271,10 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     rest = float(np.median(eye[seg["static"]]))
     closed = float(np.mean(eye[blink][w_blink >= 0.97]))
     blink_closure = 1.0 - closed / rest
+    lm0 = detect_landmarks(portrait.crop)
+    rest0 = lid_opening(portrait.crop, lm0)
+    control = closed_eye_control(portrait.crop, portrait.landmarks)
+    blink_control = 1.0 - lid_opening(control, track_landmarks(control, lm0)[0]) / rest0
     sm = seg["smile"]
     smile_corr = _corr(lift[sm], mot[sm, BLENDSHAPE_INDEX["mouthSmileLeft"]])
     yw = seg["yaw"]
@@ -259,7 +292,8 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(sheet_path), contact_sheet(r512, name)[:, :, ::-1])
     return RenderMetrics(
-        lip_gap_corr=lip_gap_corr, blink_closure=blink_closure, smile_corr=smile_corr,
+        lip_gap_corr=lip_gap_corr, blink_closure=blink_closure, blink_control=blink_control,
+        smile_corr=smile_corr,
         head_yaw_corr=head_yaw_corr, background_mae=background_mae, flicker=flicker,
         ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)),
     )  # fmt: skip

@@ -3,11 +3,13 @@
 The warp already brings the upper lid down over the eye with the lid skin above it (the rig's
 eyeBlink field drags the skin; the eye opening collapses between the lid contours). What it
 cannot do is hide what remains: the photo's dark lash band moving down with the lid and a sliver
-of compressed eye. When a lid is nearly closed, this overlays the lid region (from above the lash
-band to the lower lid) with the photo's own skin tones, a vertical blend from the upper-lid skin
-(sampled above the lashes) to the under-eye skin (sampled below the lower lid), and draws one
-thin lash line where the lids meet. It fades in with closure, so half-closed and open eyes stay
-pure warp.
+of compressed eye. When a lid is nearly closed, this covers the lid region (from above the lash
+band to the lower lid) with skin taken from the frame itself, column by column: a vertical blend
+from the pixels just above the patch (the lid skin the warp brought down) to those just below it
+(the lower lid), lightly smoothed along the lid, so the closed lid has the colours and shading of
+the skin around it in every frame (also under head motion). One lash line is drawn where the lids
+meet, in the photo's lash colour, 1.2 % of the eye-corner distance wide (1 px at 256², 2 px at
+512²). It fades in with closure, so half-closed and open eyes stay pure warp.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ _SHIFT = 4
 FADE = (0.55, 0.9)
 #: Lash band height above the lid contour (× the eye-corner distance) that the overlay covers.
 LASH = 0.045
-
-
-def _band_median(img: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    m = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
-    px = img[m > 0]
-    return np.median(px, axis=0) if len(px) else img.reshape(-1, 3).mean(0)
+#: Margin below the lower-lid contour that the overlay also covers (× the eye-corner distance):
+#: the face mesh's lower lid can sit a pixel or two above the visible lid margin (sclera showing
+#: under a closed lid, mostly at the inner corner of a turned face's far eye).
+BELOW = 0.02
+#: Width of the lash line where the closed lids meet (× the eye-corner distance, at least 1 px).
+LASH_LINE = 0.012
+#: Smoothing of the sampled skin along the lid (box width, × the eye-corner distance).
+SKIN_SMOOTH = 0.12
 
 
 class Eyelids:
@@ -39,48 +42,70 @@ class Eyelids:
         self.eyes = []
         for up, lo in ((tp.EYE_RIGHT_UPPER, tp.EYE_RIGHT_LOWER), (tp.EYE_LEFT_UPPER, tp.EYE_LEFT_LOWER)):
             u, lw = np.array(up), np.array(lo)
-            top = lm[u] - [0, lash]
-            lid_band = np.concatenate([top, (lm[u] - [0, 2.2 * lash])[::-1]])
-            under_band = np.concatenate([lm[lw] + [0, 0.6 * lash], (lm[lw] + [0, 1.6 * lash])[::-1]])
-            lash_band = np.concatenate([lm[u] - [0, 0.2 * lash], top[::-1]])
             rest = float(np.median(lm[lw[2:-2], 1] - lm[u[2:-2], 1]))
+            lash_band = np.concatenate([lm[u] - [0, 0.2 * lash], (lm[u] - [0, lash])[::-1]])
             lash_mask = np.zeros(crop.shape[:2], np.uint8)
             cv2.fillPoly(lash_mask, [np.round(lash_band).astype(np.int32)], 1)
             lash_px = crop[lash_mask > 0]
             lash_c = np.percentile(lash_px, 15, axis=0) if len(lash_px) else np.zeros(3)
-            lid_c, under_c = _band_median(crop, lid_band), _band_median(crop, under_band)
-            self.eyes.append((u, lw, lid_c, under_c, lash_c, max(rest, 1e-3)))
+            self.eyes.append((u, lw, lash_c, max(rest, 1e-3)))
         self.lash = lash
 
     def draw(self, frame: np.ndarray, kp: np.ndarray) -> None:
         """Overlay closed lids on ``frame`` (uint8[S, S, 3], in place); ``kp`` float[468, 2] driven."""
         s = frame.shape[0]
-        for u, lw, lid_c, under_c, lash_c, rest in self.eyes:
+        for u, lw, lash_c, rest in self.eyes:
             gap = float(np.median(kp[lw[2:-2], 1] - kp[u[2:-2], 1]))
             closure = 1.0 - gap / rest
             a = float(np.clip((closure - FADE[0]) / (FADE[1] - FADE[0]), 0.0, 1.0))
             if a <= 0.0:
                 continue
             top = kp[u] - [0, self.lash]
-            poly = np.concatenate([top, kp[lw][::-1] + np.array([0.0, 0.5])])
+            bottom = kp[lw] + np.array([0.0, 0.5 + BELOW * self.iod])
+            poly = np.concatenate([top, bottom[::-1]])
             x0, y0 = np.maximum(np.floor(poly.min(0)).astype(int) - 2, 0)
             x1, y1 = np.minimum(np.ceil(poly.max(0)).astype(int) + 3, s)
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
             off = np.array([x0, y0], np.float64)
-            h, w = y1 - y0, x1 - x0
-            mask = np.zeros((h, w), np.uint8)
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillPoly(
                 mask, [np.round((poly - off) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT
             )
             mask = cv2.GaussianBlur(mask, (0, 0), max(0.7, 0.015 * self.iod))
-            # vertical blend from lid skin (top) to under-eye skin (bottom)
-            ys = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None]
-            skin = lid_c * (1 - 0.5 * ys) + under_c * (0.5 * ys)
-            roi = np.ascontiguousarray(np.broadcast_to(skin, (h, w, 3)).astype(np.uint8))
+            roi = self._skin(frame, top, bottom, x0, x1, y0, y1)
             meet = (kp[u] + kp[lw]) / 2
+            width = max(1, round(LASH_LINE * self.iod))
             cv2.polylines(roi, [np.round((meet - off) * (1 << _SHIFT)).astype(np.int32)], False,
-                          np.asarray(lash_c, float).tolist(), 1, cv2.LINE_AA, _SHIFT)  # fmt: skip
+                          np.asarray(lash_c, float).tolist(), width, cv2.LINE_AA, _SHIFT)  # fmt: skip
             alpha = (mask.astype(np.float32) / 255.0 * a)[..., None]
             dst = frame[y0:y1, x0:x1]
             dst[:] = (dst * (1 - alpha) + roi * alpha + 0.5).astype(np.uint8)
+
+    def _skin(
+        self, frame: np.ndarray, top: np.ndarray, bottom: np.ndarray, x0: int, x1: int, y0: int, y1: int
+    ) -> np.ndarray:
+        """uint8[y1-y0, x1-x0, 3]: per column, the frame's skin 1.5 px above ``top`` blended
+        vertically into its skin 1.5 px below ``bottom`` (both contours float[N, 2])."""
+        xs = np.arange(x0, x1, dtype=np.float64)
+        t_y = _contour_y(top, xs) - 1.5
+        b_y = _contour_y(bottom, xs) + 1.5
+        k = max(3, int(SKIN_SMOOTH * self.iod) | 1)
+        above = cv2.blur(_sample(frame, xs, t_y), (k, 1))[0]  # float32[W, 3]
+        below = cv2.blur(_sample(frame, xs, b_y), (k, 1))[0]
+        ys = np.arange(y0, y1, dtype=np.float64)[:, None]
+        t = np.clip((ys - t_y) / np.maximum(b_y - t_y, 1.0), 0.0, 1.0).astype(np.float32)[..., None]
+        return np.ascontiguousarray(np.clip(above * (1 - t) + below * t + 0.5, 0, 255).astype(np.uint8))
+
+
+def _contour_y(c: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """float[N]: the contour ``c`` (float[M, 2]) interpolated at columns ``xs``."""
+    o = np.argsort(c[:, 0])
+    return np.asarray(np.interp(xs, c[o, 0], c[o, 1]))
+
+
+def _sample(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """float32[1, N, 3]: ``img`` bilinearly sampled at the points (xs, ys)."""
+    mx, my = xs.astype(np.float32)[None], ys.astype(np.float32)[None]
+    out = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(out, np.float32).reshape(1, len(xs), -1)

@@ -13,7 +13,10 @@ Test faces (all from installed packages, nothing copied into the repository):
 (matplotlib's ``mpl-data/sample_data/grace_hopper.jpg``, US Navy photo, public domain) and
 ``derived``: Grace Hopper mirrored, rotated 9° and shrunk onto a 640×480 canvas with a procedural
 background (a documented procedure, ``derived_test_face``) to test roll, scale, an off-centre
-face and a landscape frame. It is not a third identity.
+face and a landscape frame (not a new identity), and ``luispedro``: the third identity, a
+three-quarter view (yaw about 35°) of Luis Pedro Coelho, the photo he ships as
+``mahotas/demos/data/luispedro.jpg`` in his MIT-licensed ``mahotas`` package; it is bundled
+byte-identical (22,735 bytes) in ``emostream/assets/faces/`` (see ``emostream/assets/LICENSES.md``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,16 @@ def _grace_hopper() -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+FACES_DIR = Path(__file__).resolve().parents[1] / "assets" / "faces"
+
+
+def _bundled_face(name: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(FACES_DIR / name) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def derived_test_face() -> np.ndarray:
     """Grace Hopper, mirrored, rotated 9°, scaled 0.6 onto a 640×480 canvas at (380, 230) over a
     smooth procedural background (fixed formula, no randomness)."""
@@ -71,11 +84,12 @@ def derived_test_face() -> np.ndarray:
 
 
 def sample_faces() -> list[tuple[str, np.ndarray]]:
-    """The three faces the render tests and ``eval render`` use by default."""
+    """The faces the render tests and ``eval render`` use by default (three identities)."""
     return [
         ("astronaut", default_portrait()),
         ("grace_hopper", _grace_hopper()),
         ("derived", derived_test_face()),
+        ("luispedro", _bundled_face("luispedro.jpg")),
     ]
 
 
