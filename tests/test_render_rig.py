@@ -133,3 +133,14 @@ def test_mouth_close_needs_an_open_jaw(astronaut_256) -> None:
     up = rig.shape(vec(jawOpen=1.0, mouthClose=1.0)[None])[0]
     lo = rig.shape(vec(jawOpen=1.0)[None])[0]
     assert up[tp.LIP_LOWER_MID, 1] < lo[tp.LIP_LOWER_MID, 1] - 0.1
+
+
+def test_shipped_rig_is_rebuilt_exactly_by_build_rig(tmp_path):
+    """`python -m emostream.render.build_rig` reproduces emostream/assets/rig/rig.npz bit for bit."""
+    from emostream.render.build_rig import RIG_PATH, build
+
+    shipped = np.load(RIG_PATH)
+    rebuilt = np.load(build(tmp_path / "rig.npz"))
+    assert sorted(shipped.files) == sorted(rebuilt.files)
+    for k in shipped.files:
+        np.testing.assert_array_equal(rebuilt[k], shipped[k], err_msg=k)

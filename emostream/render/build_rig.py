@@ -92,10 +92,15 @@ def mirror_map(v: np.ndarray) -> np.ndarray:
     return idx
 
 
+#: The frontal photos whose landmarks are averaged into the reference face. Named explicitly, not
+#: taken from ``sample_faces()``: adding a test face must not change the shipped rig.
+REFERENCE_FACES = ("astronaut", "grace_hopper")
+
+
 def reference_shape() -> tuple[np.ndarray, np.ndarray]:
     from emostream.render.portrait import sample_faces
 
-    shapes = [to_head_frame(detect_landmarks(img)) for name, img in sample_faces() if name != "derived"]
+    shapes = [to_head_frame(detect_landmarks(img)) for name, img in sample_faces() if name in REFERENCE_FACES]
     v = np.mean(shapes, axis=0)
     mirror = mirror_map(v)
     flipped = v[mirror] * np.array([-1.0, 1.0, 1.0])
