@@ -4,8 +4,8 @@ They implement the same interfaces as the real stages (emostream.engine.pipeline
 so the session's scheduling, sync and control logic can be tested on its own, quickly and
 exactly. The motion double is a causal per-frame map with a fixed look-ahead:
 jawOpen follows the audio energy, a blink every 2 s, mouthSmileLeft/Right blend towards the
-emotion's intensity over ``WINDOW`` frames, and ``clear()`` closes the mouth from the next
-frame on.
+emotion's intensity over ``WINDOW`` frames, and ``clear()`` drops the frames in flight and
+closes the mouth until speech resumes.
 """
 
 from __future__ import annotations
@@ -113,8 +113,13 @@ class DoubleMotionStream:
     def set_style(self, reference: np.ndarray) -> None:
         self.target = float(np.asarray(reference)[:, SMILE].mean())
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Like the real stream: drop the frames whose features are in but not yet emitted (the
+        next features become frame ``_next``) and return how many were dropped."""
+        dropped = len(self._feat) - self._next
+        del self._feat[self._next :], self._vad[self._next :]
         self.closed = True
+        return dropped
 
 
 class DoubleMotionModel:

@@ -36,7 +36,9 @@ def test_quick_bench_schema_and_plot(tmp_path: Path) -> None:
     session.stop()
     budget = result["session_latency_ms"]
     assert budget["total"] == pytest.approx(1000.0 * float(session.latency), abs=0.01)
-    assert budget["total"] == pytest.approx(sum(v for k, v in budget.items() if k != "total"), abs=0.05)
+    parts = [v for k, v in budget.items() if k not in ("total", "motion_frames")]
+    assert budget["total"] == pytest.approx(sum(parts), abs=0.05)
+    assert budget["motion_frames"]["latency_frames"] == engine.latency_frames
     assert result["config"]["quick"] is True
     assert len(raw["latencies_ms"]) > 10
     plot(result, raw, str(tmp_path / "bench.png"))

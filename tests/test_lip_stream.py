@@ -214,3 +214,20 @@ def test_gate_calibration_moves_only_mouth_close_towards_closed(data):
     assert (gap_biased <= gap_base + 1e-6).all() and gap_biased.sum() < gap_base.sum()
     with pytest.raises(ConfigError):
         replace(net.cfg, gate_scale=0.0)
+
+
+def test_split_api_steps_ahead_of_the_motion(refiner, data, whole):
+    """step() queues mouths as features arrive (no motion needed), apply() pairs them with the
+    motion later, finish() pads the look-ahead: the same frames as push/flush, bit for bit."""
+    feats, motion = data
+    s = refiner.new_stream(EmotionStyle("happy", 0.7))
+    assert s.step(feats[:10]) == 8 == s.mouths_ready  # lookahead 2: frames 0..7 have their mouth
+    out = [s.apply(motion[:5])]
+    assert s.mouths_ready == 3
+    s.step(feats[10:])
+    out.append(s.apply(motion[5 : T - 2]))
+    assert s.finish() == 2  # the last 2 frames, from the padded audio
+    out.append(s.apply(motion[T - 2 :]))
+    assert np.array_equal(np.concatenate(out), whole)
+    with pytest.raises(InputError, match="0 mouths ready, asked for 1"):
+        s.apply(motion[:1])

@@ -99,7 +99,7 @@ def test_clear_drops_queue_and_continues_smoothly():
     eng = engine()
     s = eng.new_stream()
     a = s.push(feats(20))
-    s.clear()
+    assert s.clear() == 2  # the 2 frames whose features were in but not yet emitted
     b = s.push(np.zeros((10, FDIM), np.float32))
     assert len(a) == 18 and len(b) == 6  # queued lookahead frames dropped, timeline continues
     assert s.frames_emitted == 24
@@ -178,3 +178,17 @@ def test_sharp_dimensions_bypass_the_output_filter():
     np.testing.assert_array_equal(run_chunks(eng, f, [20]), run_chunks(raw, f, [20]))
     smoothed = run_chunks(engine(), f, [20])
     assert not np.allclose(smoothed, run_chunks(raw, f, [20]))
+
+
+def test_hop_override_replaces_the_checkpoint_hop():
+    """MotionEngine(hop=...) (EngineConfig.hop, `eval motion --hop`) overrides meta 'hop': one
+    frame less of hop is one frame less of latency, and the stream stays chunk invariant."""
+    base = engine()
+    eng = MotionEngine(base.model, {"hop": 3, "lookahead": 2, "fps": 25}, refiner=None, smooth=0.5, hop=2)
+    assert (eng.schedule.hop, eng.schedule.lookahead, eng.latency_frames) == (2, 2, 4)
+    s = eng.new_stream()
+    assert s.push(feats(3)).shape[0] == 0 and s.push(feats(1)).shape[0] == 2
+    f = feats(23)
+    np.testing.assert_array_equal(run_chunks(eng, f, [23]), run_chunks(eng, f, [1, 4]))
+    with pytest.raises(ConfigError, match="bad window schedule"):
+        MotionEngine(base.model, {"fps": 25}, refiner=None, hop=0)

@@ -100,3 +100,58 @@ async def test_style_reference_is_checked() -> None:
     with pytest.raises(InputError, match=r"float32\[T, 55\]"):
         s.set_style(np.zeros((4, MOTION_DIM - 1), np.float32))
     s.stop()
+
+
+class _ListStage:
+    """A featurizer/VAD double: push(audio) returns the next frames of a fixed script."""
+
+    def __init__(self, rows: np.ndarray, per_push: list[int]) -> None:
+        self.rows, self.per_push, self.i, self.k = rows, per_push, 0, 0
+
+    def push(self, audio: np.ndarray) -> np.ndarray:
+        n = self.per_push[self.k % len(self.per_push)]
+        self.k += 1
+        out, self.i = self.rows[self.i : self.i + n], self.i + n
+        return out
+
+    def flush(self) -> np.ndarray:
+        out, self.i = self.rows[self.i :], len(self.rows)
+        return out
+
+
+class _RecordingStream:
+    """Records the (feature, vad) pairs it receives; emits one frame per pair, no look-ahead."""
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[float, float]] = []
+
+    def push(self, features: np.ndarray, vad: np.ndarray) -> np.ndarray:
+        self.pairs.extend(zip(features[:, 0].tolist(), vad.tolist(), strict=True))
+        return np.zeros((len(vad), MOTION_DIM), np.float32)
+
+    def flush(self) -> np.ndarray:
+        return np.zeros((0, MOTION_DIM), np.float32)
+
+    def clear(self) -> int:
+        return 0
+
+
+def test_pipeline_clear_drops_unpaired_frames_and_stays_aligned() -> None:
+    """Frames whose features (or VAD) are out but not yet paired are dropped by clear() and
+    counted; the stages stay frame-aligned afterwards (feature j is paired with VAD j)."""
+    from emostream.engine.pipeline import MotionPipeline
+
+    n = 40
+    frame_id = np.arange(n, dtype=np.float32)
+    feats = _ListStage(frame_id[:, None], [3, 2])  # the features run ahead of the VAD
+    vad = _ListStage(frame_id, [1, 2])
+    stream = _RecordingStream()
+    pipe = MotionPipeline(feats, vad, stream)  # type: ignore[arg-type]
+    out = sum(len(pipe.push(np.zeros(10, np.float32))) for _ in range(4))  # feats 10, vad 6
+    assert out == 6
+    assert pipe.clear() == 4  # frames 6..9: features out, VAD not yet
+    out += sum(len(pipe.push(np.zeros(10, np.float32))) for _ in range(6))
+    assert all(f == v for f, v in stream.pairs)  # still aligned: frame j's feature with its VAD
+    assert [f for f, _ in stream.pairs][6] == 10.0  # the dropped frames never reached the stream
+    out += len(pipe.flush())  # the VAD is padded with silence up to the features' end
+    assert out == len(stream.pairs) == n - 4

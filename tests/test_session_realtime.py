@@ -62,6 +62,37 @@ async def test_clear_mid_utterance_returns_to_idle_within_one_window() -> None:
     assert s.stats.dropped_frames == 0
 
 
+async def test_after_clear_new_speech_is_in_sync_with_its_audio() -> None:
+    """clear() drops the frames in flight at the motion stream's depth and the session skips
+    them on its timeline: speech pushed after a barge-in moves the lips in the very frames that
+    play its audio (no catch-up silence, no offset), and the pts stay continuous."""
+    clock = SimulatedClock()
+    s = double_engine().new_session(clock=clock)
+    s.push_audio(tone(2.0))
+    await collect_frames(s, 20)
+    s.clear()
+    await collect_frames(s, 15)
+    gap = np.zeros(int(0.4 * SAMPLE_RATE), np.float32)
+    s.push_audio(np.concatenate([tone(0.4), gap, tone(0.6), gap]))
+    jaw: dict[int, float] = {}
+    energy: dict[int, float] = {}
+    pts: list[int] = []
+    async for item in s:
+        if isinstance(item, ArkitFrame):
+            jaw[item.pts] = float(item.motion.blendshapes[JAW])
+            pts.append(item.pts)
+        elif isinstance(item, AudioFrame):
+            energy[item.pts // 640] = float(np.sqrt(np.mean(item.pcm.astype(np.float64) ** 2)))
+        if len(pts) == 60:
+            break
+    s.stop()
+    assert pts == list(range(pts[0], pts[0] + 60))
+    both = sorted(set(jaw) & set(energy))
+    speaking = [p for p in both if energy[p] > 0.01]
+    assert len(speaking) >= 20  # the new speech played within these frames
+    assert all((jaw[p] > 0.0) == (energy[p] > 0.01) for p in both)
+
+
 async def test_emotion_change_takes_effect_within_one_window() -> None:
     clock = SimulatedClock()
     s = double_engine().new_session(clock=clock)
@@ -133,3 +164,44 @@ async def test_behind_schedule_frames_are_dropped_not_late() -> None:
     assert s.stats.dropped_frames > 0
     assert len(vid) + s.stats.dropped_frames >= 40
     assert all(b.pts > a.pts for a, b in itertools.pairwise(vid))
+
+
+async def late_input_run(resync: bool) -> tuple[np.ndarray, Session, float, float]:
+    """Mic-like 20 ms chunks of 0.5 s tone / 0.5 s pause; chunk 40 arrives 300 ms late (the
+    ones after it queue behind it). Returns (latencies, session, input energy, output energy)."""
+    clock = SimulatedClock(50.0)
+    s = double_engine().new_session(clock=clock, config=SessionConfig(resync=resync))
+    s.start()
+    t0 = clock.now()
+    beat = np.concatenate([tone(0.5), np.zeros(int(0.5 * SAMPLE_RATE), np.float32)])
+    src = np.tile(beat, 6)
+    chunk, pushed, k = 320, 0, 0
+    energy_out = 0.0
+    async for item in s:
+        while pushed < src.size:
+            if t0 + (pushed + chunk) / SAMPLE_RATE + (0.3 if k == 40 else 0.0) > clock.now():
+                break
+            s.push_audio(src[pushed : pushed + chunk])
+            pushed, k = pushed + chunk, k + 1
+        if isinstance(item, AudioFrame):
+            energy_out += float(np.sum(item.pcm.astype(np.float64) ** 2))
+        if isinstance(item, ArkitFrame) and item.pts >= 6 * 25 + 10:
+            break
+    s.stop()
+    return np.asarray(s.stats.latencies_ms), s, float(np.sum(src.astype(np.float64) ** 2)), energy_out
+
+
+async def test_late_live_input_does_not_keep_its_delay() -> None:
+    """The silence fed while a live chunk is late is repaid by dropping as much quiet input
+    (never speech) at the next pause: the latency returns to where it was instead of keeping
+    the delay for the rest of a continuous stream (as it does with resync off)."""
+    lat, s, e_in, e_out = await late_input_run(resync=True)
+    before = lat[:40].max()
+    assert s.stats.late_fill_samples > 0
+    assert 0 < s.stats.resync_dropped_samples <= s.stats.late_fill_samples
+    assert lat[-100:].max() <= before + 1e-6
+    assert e_out == pytest.approx(e_in, rel=1e-9)  # every loud sample was played
+    assert s.stats.dropped_frames == 0
+    lat_off, s_off, _, _ = await late_input_run(resync=False)
+    assert s_off.stats.resync_dropped_samples == 0
+    assert lat_off[-100:].min() > before + 100  # without it the delay stays

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emostream.config import SAMPLE_RATE, frames_covering, frames_in_samples
+from emostream.config import SAMPLE_RATE, frame_start_sample, frames_covering, frames_in_samples
 from emostream.engine.vad import SileroVAD, silero_model_path, speech_probs
 from emostream.streaming.audio_io import load_audio
 
@@ -64,3 +64,30 @@ def test_frame_counts(n: int, fps: int) -> None:
     p = speech_probs(np.zeros(n, np.float32), fps)
     assert p.shape == (frames_covering(n, fps),) and p.dtype == np.float32
     assert np.all((p >= 0) & (p <= 1))
+
+
+@pytest.mark.parametrize("fps", [25, 30])
+def test_causal_mode_uses_no_audio_past_the_frame(
+    speech_then_silence: tuple[np.ndarray, int], fps: int
+) -> None:
+    """causal=True: a frame's probability is final at its last sample (lookahead 0) and never
+    changes with the audio after it; it stays chunk-invariant and close to the centred one."""
+    audio = speech_then_silence[0][: 3 * SAMPLE_RATE]
+    vad = SileroVAD(fps, causal=True)
+    assert vad.lookahead_samples == 0 and SileroVAD(fps).lookahead_samples == 511
+    whole = speech_probs(audio, fps, causal=True)
+    assert whole.shape == (frames_covering(len(audio), fps),)
+    for k in (17, 40):
+        cut = frame_start_sample(k, fps)
+        got = vad.push(audio[:cut])
+        assert len(got) == k  # every complete frame is out at once
+        assert np.array_equal(got, whole[: len(got)])
+        vad.reset()
+        noise = np.random.default_rng(0).uniform(-0.5, 0.5, 8000).astype(np.float32)
+        other = speech_probs(np.concatenate([audio[:cut], noise]), fps, causal=True)
+        assert np.array_equal(other[: len(got)], whole[: len(got)])
+    chunked = SileroVAD(fps, causal=True)
+    parts = [chunked.push(audio[i : i + 777]) for i in range(0, len(audio), 777)] + [chunked.flush()]
+    assert np.array_equal(np.concatenate(parts), whole)
+    centred = speech_probs(audio, fps)
+    assert float(np.mean((whole >= 0.5) == (centred >= 0.5))) > 0.95

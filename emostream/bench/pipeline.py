@@ -257,11 +257,16 @@ async def _live(
     return list(await asyncio.gather(*(one(s) for s in sessions)))
 
 
-def _latency_budget(engine: Engine, scfg: SessionConfig) -> dict[str, float]:
-    """The session's fixed presentation delay and what it is made of (ms)."""
+def _latency_budget(engine: Engine, scfg: SessionConfig) -> dict[str, Any]:
+    """The session's fixed presentation delay and what it is made of (ms; ``motion_frames``
+    says where the motion model's frames come from: EmoDiff hop + look-ahead, the lip refiner's
+    look-ahead, which runs in parallel and costs nothing while <= EmoDiff's)."""
     look = 1000.0 * engine.lookahead_samples / SAMPLE_RATE
     model = 1000.0 * max(engine.latency_frames - 1, 0) / engine.fps
     frame = 1000.0 / engine.fps
+    motion: Any = engine.motion_model
+    sched = getattr(motion, "schedule", None)
+    refiner = getattr(motion, "refiner", None)
     return {
         "total": round(look + model + frame + 1000.0 * (scfg.compute_margin_s + scfg.jitter_margin_s), 2),
         "features_vad_lookahead": round(look, 2),
@@ -269,6 +274,12 @@ def _latency_budget(engine: Engine, scfg: SessionConfig) -> dict[str, float]:
         "frame": round(frame, 2),
         "compute_margin": round(1000.0 * scfg.compute_margin_s, 2),
         "jitter_margin": round(1000.0 * scfg.jitter_margin_s, 2),
+        "motion_frames": {
+            "latency_frames": int(engine.latency_frames),
+            "emodiff_hop": getattr(sched, "hop", None),
+            "emodiff_lookahead": getattr(sched, "lookahead", None),
+            "lip_lookahead": getattr(refiner, "lookahead_frames", None),
+        },
     }
 
 

@@ -16,6 +16,9 @@ def register(app: typer.Typer) -> None:
             None, "--ckpt", help="EmoDiff checkpoint NAME (default: the shipped distilled weights)."
         ),
         sampler_steps: int = typer.Option(0, "--sampler-steps", help="DDIM steps (0: the checkpoint's own)."),
+        hop: int = typer.Option(
+            0, "--hop", help="Sliding-window hop in frames (0: the checkpoint's own; lower = less latency)."
+        ),
         real: bool = typer.Option(False, "--real", help="Evaluate on held-out real speech (test_real)."),
         no_refiner: bool = typer.Option(False, "--no-refiner", help="Do not apply the lip refiner."),
         refiner: Path = typer.Option(
@@ -51,6 +54,7 @@ def register(app: typer.Typer) -> None:
             max_utts=max_utts,
             plots=plots,
             backend=backend,
+            hop=hop or None,
         )
         if as_json:
             typer.echo(json.dumps(res, indent=1))

@@ -5,14 +5,19 @@
 the LSTM state across chunks. Frames are processed one at a time, so the output is bit-identical
 for any chunking of the same input.
 
-Contract (the MotionEngine's refiner hook):
-``stream.push(features float32[n, F], motion float32[n, 55]) -> float32[m, 55]``: the frames that
-are final. Each returned frame is the input motion frame with ``MOUTH_SLICE`` replaced by the
-refined mouth (clamped to [0, 1]); every other value is passed through bit-exact. Because the
-network hears ``lookahead_frames`` frames ahead, output lags input by that many frames
-(``m = n`` once the first ``lookahead_frames`` frames are in); ``flush()`` returns the held-back
-frames at the end of a segment (padding the audio by repeating its last feature frame, as in
-training) and resets the state; ``clear()`` drops everything (barge-in).
+Contract. The refiner needs only the audio features and the style, never the motion it refines,
+so the live path runs it in parallel with EmoDiff (the MotionEngine's refiner hook):
+``stream.step(features float32[n, F]) -> int`` steps the network as soon as features arrive and
+queues the refined mouths by frame; ``stream.apply(motion float32[k, 55])`` takes the next ``k``
+queued mouths and returns the motion frames with ``MOUTH_SLICE`` replaced by them (clamped to
+[0, 1]; every other value passed through bit-exact). The network hears ``lookahead_frames``
+frames ahead, so the mouth of frame ``i`` is queued once features ``<= i + lookahead_frames``
+are in; ``finish()`` at the end of a segment queues the mouths of the last frames (padding the
+audio by repeating its last feature frame, as in training) and resets the LSTM state.
+
+``stream.push(features, motion) -> float32[m, 55]`` (offline use: eval, tests) is built on these:
+the frames whose mouth is ready (``m = n`` once the first ``lookahead_frames`` frames are in);
+``flush()`` returns the held-back frames and resets; ``clear()`` drops everything (barge-in).
 """
 
 from __future__ import annotations
@@ -260,8 +265,11 @@ class LipStream:
 
     def _reset(self) -> None:
         self._state = self._b.initial_state()
-        self._pending: deque[np.ndarray] = deque()  # motion frames waiting for their mouth
-        self._seen = 0  # feature frames stepped since the last reset
+        self._mouths: deque[np.ndarray] = deque()  # refined mouths (raw) of the next frames, in order
+        self._pending: deque[np.ndarray] = deque()  # push(): motion frames waiting for their mouth
+        self._seen = 0  # feature frames stepped since the last reset (padding excluded)
+        self._made = 0  # mouths produced since the last reset
+        self._stepped = 0  # network steps since the last reset (padding included)
         self._last_feature: np.ndarray | None = None
 
     # -- style -------------------------------------------------------------------------
@@ -284,18 +292,65 @@ class LipStream:
         a = np.float32((self._blend_pos + 1) / STYLE_BLEND_FRAMES)
         return (self._style_from + a * (self._style_to - self._style_from)).astype(np.float32)
 
-    # -- data --------------------------------------------------------------------------
-    def _step(self, feature: np.ndarray, out: list[np.ndarray]) -> None:
+    # -- data: split API (live path) --------------------------------------------------
+    def _step(self, feature: np.ndarray) -> None:
         style = self._current_style()
         if self._blend_pos < STYLE_BLEND_FRAMES:
             self._blend_pos += 1
         mouth, self._state = self._b.step(feature[None], style[None], self._state)
-        target = self._seen - self.lookahead_frames  # the frame this output belongs to
-        self._seen += 1
-        if target >= 0 and self._pending:
-            frame = self._pending.popleft().copy()
-            frame[MOUTH_SLICE] = np.clip(mouth, 0.0, 1.0)
-            out.append(frame)
+        if self._stepped >= self.lookahead_frames:  # the mouth of frame stepped - lookahead
+            self._mouths.append(mouth)
+            self._made += 1
+        self._stepped += 1
+
+    def step(self, features: np.ndarray) -> int:
+        """Step the network on features float32[n, F]; returns the number of mouths queued."""
+        features = np.asarray(features)
+        f = self._r.feature_dim
+        if features.ndim != 2 or features.shape[1] != f:
+            raise InputError(f"lip refiner features must be float32[n, {f}], got {features.shape}")
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        for i in range(features.shape[0]):
+            self._step(features[i])
+            self._seen += 1
+        if features.shape[0]:
+            self._last_feature = features[-1].copy()
+        return len(self._mouths)
+
+    def finish(self) -> int:
+        """End of segment: queue the mouths of the frames still waiting for their look-ahead
+        (the audio padded by repeating its last feature frame), then reset the LSTM state (the
+        queued mouths are kept). Returns the number of mouths queued."""
+        if self._last_feature is not None:
+            while self._made < self._seen:
+                self._step(self._last_feature)
+        mouths = self._mouths
+        self._reset()
+        self._mouths = mouths
+        return len(mouths)
+
+    @property
+    def mouths_ready(self) -> int:
+        return len(self._mouths)
+
+    def apply(self, motion: np.ndarray) -> np.ndarray:
+        """motion float32[k <= mouths_ready, 55] → the same frames with the next k queued mouths."""
+        motion = np.asarray(motion, dtype=np.float32)
+        if motion.ndim != 2 or motion.shape[1] != MOTION_DIM:
+            raise InputError(f"lip refiner motion must be float32[n, {MOTION_DIM}], got {motion.shape}")
+        if motion.shape[0] > len(self._mouths):
+            raise InputError(f"lip refiner has {len(self._mouths)} mouths ready, asked for {motion.shape[0]}")
+        out = motion.copy()
+        for k in range(motion.shape[0]):
+            out[k, MOUTH_SLICE] = np.clip(self._mouths.popleft(), 0.0, 1.0)
+        return out
+
+    # -- data: motion in, refined motion out (offline use) ----------------------------
+    def _take_ready(self) -> np.ndarray:
+        k = min(len(self._pending), len(self._mouths))
+        if k == 0:
+            return np.zeros((0, MOTION_DIM), np.float32)
+        return self.apply(np.stack([self._pending.popleft() for _ in range(k)]))
 
     def push(self, features: np.ndarray, motion: np.ndarray) -> np.ndarray:
         """features float32[n, F], motion float32[n, 55] → the final frames float32[m, 55]."""
@@ -310,28 +365,21 @@ class LipStream:
             raise InputError(
                 f"lip refiner got {features.shape[0]} feature frames but {motion.shape[0]} motion frames"
             )
-        features = np.ascontiguousarray(features, dtype=np.float32)
-        motion = np.asarray(motion, dtype=np.float32)
-        out: list[np.ndarray] = []
-        for i in range(features.shape[0]):
-            self._pending.append(motion[i])
-            self._step(features[i], out)
-        if features.shape[0]:
-            self._last_feature = features[-1].copy()
-        return np.stack(out) if out else np.zeros((0, MOTION_DIM), np.float32)
+        self.step(features)
+        self._pending.extend(np.asarray(motion, dtype=np.float32))
+        return self._take_ready()
 
     def flush(self) -> np.ndarray:
         """End of segment: the held-back frames float32[k <= lookahead, 55]; then a fresh state."""
-        out: list[np.ndarray] = []
-        if self._last_feature is not None:
-            pad = self._last_feature
-            while self._pending:
-                self._step(pad, out)
+        pending = self._pending
+        self.finish()
+        self._pending = pending
+        out = self._take_ready()
         self._reset()
-        return np.stack(out) if out else np.zeros((0, MOTION_DIM), np.float32)
+        return out
 
     def clear(self) -> None:
-        """Barge-in: drop held-back frames and the LSTM state (the style is kept)."""
+        """Barge-in: drop queued mouths, held-back frames and the LSTM state (the style is kept)."""
         self._reset()
 
     @property

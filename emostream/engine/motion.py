@@ -2,7 +2,10 @@
 
 ``MotionEngine.load()`` loads EmoDiff weights once (shared by every session) on a backend chosen
 once; ``engine.new_stream(seed, emotion)`` is cheap and holds one session's sliding window.
-An optional lip refiner (``emostream.engine.lip``) re-predicts the mouth of every frame.
+An optional lip refiner (``emostream.engine.lip``) re-predicts the mouth of every frame. It needs
+only the (VAD-gated) features EmoDiff sees, so it steps on them as they arrive, in parallel with
+EmoDiff, and a frame is returned once both its EmoDiff motion and its refined mouth exist: with
+the refiner's look-ahead <= EmoDiff's it adds no latency (``MotionEngine.latency_frames``).
 
     engine = MotionEngine.load()                       # default distilled weights, 4 steps
     stream = engine.new_stream(seed=0, emotion=EmotionStyle("happy", 0.8))
@@ -33,6 +36,8 @@ DEFAULT_WEIGHTS = "emodiff_distilled"
 TEACHER_WEIGHTS = "emodiff"
 #: Zero-latency output filter weight (see ``WindowSchedule.smooth``).
 DEFAULT_SMOOTH = 0.5
+#: Frames emitted per window when the checkpoint's meta names no hop.
+DEFAULT_HOP = 3
 
 
 def weights_path(name: str = DEFAULT_WEIGHTS) -> Path:
@@ -40,9 +45,18 @@ def weights_path(name: str = DEFAULT_WEIGHTS) -> Path:
 
 
 class RefinerStream(Protocol):
+    """The refiner's split streaming API (``emostream.engine.lip.LipStream``): it steps on the
+    features as they arrive (in parallel with EmoDiff) and queues the mouths by frame."""
+
+    def step(self, features: np.ndarray) -> int: ...
+    def finish(self) -> int: ...
+    def apply(self, motion: np.ndarray) -> np.ndarray: ...
+    @property
+    def mouths_ready(self) -> int: ...
+    def clear(self) -> None: ...
+    # offline form (evaluation): motion in, refined motion out
     def push(self, features: np.ndarray, motion: np.ndarray) -> np.ndarray: ...
     def flush(self) -> np.ndarray: ...
-    def clear(self) -> None: ...
 
 
 class Refiner(Protocol):
@@ -82,6 +96,7 @@ class MotionEngine:
         refiner: Refiner | None = None,
         guidance: Guidance = Guidance(),
         smooth: float = DEFAULT_SMOOTH,
+        hop: int | None = None,
     ) -> None:
         self.fps = check_fps(fps)
         trained_fps = int(meta.get("fps", fps))
@@ -92,9 +107,10 @@ class MotionEngine:
         self.steps = int(steps if steps is not None else model.cfg.sampler_steps)
         if self.steps < 1:
             raise ConfigError(f"sampler steps must be >= 1, got {self.steps}")
-        self.schedule = WindowSchedule(
-            model.cfg.window, int(meta.get("hop", 3)), int(meta.get("lookahead", 2)), smooth=smooth
-        )
+        # hop None: the checkpoint's (meta "hop"). Each frame less of hop is a frame less of
+        # latency; a window runs every hop frames, so EmoDiff's time per frame grows as 1 / hop.
+        hop = int(meta.get("hop", DEFAULT_HOP)) if hop is None else int(hop)
+        self.schedule = WindowSchedule(model.cfg.window, hop, int(meta.get("lookahead", 2)), smooth=smooth)
         self.backend_name = backend
         self.net = make_backend(model, backend, device)
         self.refiner = refiner
@@ -115,11 +131,13 @@ class MotionEngine:
         refiner: bool | str | Path | Refiner | None = True,
         guidance: Guidance | None = None,
         smooth: float = DEFAULT_SMOOTH,
+        hop: int | None = None,
     ) -> MotionEngine:
         """``path`` None → the default distilled weights shipped in the package. ``steps`` None →
         the steps the checkpoint was trained/distilled for. ``refiner`` True → the default lip
         refiner if its weights are shipped, a path → that checkpoint, False/None → no refiner.
-        ``guidance`` None → the checkpoint's recommended guidance (meta ``guidance``), else none."""
+        ``guidance`` None → the checkpoint's recommended guidance (meta ``guidance``), else none.
+        ``hop`` None → the checkpoint's sliding-window hop (meta ``hop``), else this one."""
         p = weights_path() if path is None else Path(path)
         try:
             model, meta = load_emodiff(p)
@@ -151,6 +169,7 @@ class MotionEngine:
             refiner=_load_refiner(refiner, device, backend),
             guidance=guidance,
             smooth=smooth,
+            hop=hop,
         )
 
     @property
@@ -159,9 +178,13 @@ class MotionEngine:
 
     @property
     def latency_frames(self) -> int:
-        """Algorithmic latency in frames: hop + lookahead (+ the lip refiner's lookahead)."""
-        extra = int(getattr(self.refiner, "lookahead_frames", 0)) if self.refiner is not None else 0
-        return self.schedule.latency_frames + extra
+        """Algorithmic latency in frames: frame ``i`` is out once the features of frames
+        ``<= i + latency_frames - 1`` are in. EmoDiff needs ``hop + lookahead`` (the first frame
+        of a hop waits for the whole hop and its look-ahead); the lip refiner runs in parallel on
+        the same features and needs ``refiner lookahead + 1`` for its mouth, so with a refiner
+        look-ahead <= EmoDiff's it adds nothing."""
+        lip = int(getattr(self.refiner, "lookahead_frames", 0)) + 1 if self.refiner is not None else 0
+        return max(self.schedule.latency_frames, lip)
 
     def style_vector(self, style: EmotionStyle | np.ndarray) -> np.ndarray:
         if not isinstance(style, EmotionStyle):
@@ -202,30 +225,44 @@ class MotionStream:
             guidance=engine.guidance,
         )
         self._refiner = engine.refiner.new_stream(emotion) if engine.refiner is not None else None
+        self._waiting: list[np.ndarray] = []  # EmoDiff frames float32[k, 55] waiting for their mouth
 
     @property
     def frames_emitted(self) -> int:
         return self._sampler.emitted
 
-    def _out(self, motion: np.ndarray, feats: np.ndarray, final: bool) -> np.ndarray:
-        m = motion[0]
+    def _out(self, motion: np.ndarray) -> np.ndarray:
+        """EmoDiff's new frames (one seed) -> the frames whose refined mouth is ready too."""
         if self._refiner is None:
-            return m
-        out = self._refiner.push(feats, m)
-        if final:
-            out = np.concatenate([out, self._refiner.flush()], axis=0)
-        return out
+            return motion
+        if len(motion):
+            self._waiting.append(motion)
+        n_wait = sum(len(m) for m in self._waiting)
+        k = min(n_wait, self._refiner.mouths_ready)
+        if k == 0:
+            return np.zeros((0, MOTION_DIM), np.float32)
+        rows = np.concatenate(self._waiting) if len(self._waiting) > 1 else self._waiting[0]
+        self._waiting = [rows[k:]] if k < len(rows) else []
+        return self._refiner.apply(rows[:k])
 
     def push(self, features: np.ndarray, vad: np.ndarray | None = None) -> np.ndarray:
         """features float32[n, FEATURE_DIM] (+ optional per-frame speech probability; frames under
         0.5 are treated as silence) -> float32[m, 55]: the frames ready so far."""
-        motion, feats = self._sampler.push(features, vad)
-        return self._out(motion, feats, final=False)
+        gated = self._sampler.gate(features, vad)
+        if self._refiner is not None:
+            self._refiner.step(gated)  # the same features EmoDiff sees, as soon as they arrive
+        motion, _ = self._sampler.push_gated(gated)
+        return self._out(motion[0])
 
     def flush(self) -> np.ndarray:
         """End of input: the remaining frames float32[k, 55]; the stream can continue afterwards."""
-        motion, feats = self._sampler.flush()
-        return self._out(motion, feats, final=True)
+        motion, _ = self._sampler.flush()
+        if self._refiner is not None:
+            self._refiner.finish()
+        out = self._out(motion[0])
+        if self._waiting:  # cannot happen: both stages have seen the same frames
+            raise RuntimeError("lip refiner and EmoDiff disagree on the number of frames")
+        return out
 
     def set_emotion(self, emotion: EmotionStyle) -> None:
         """Takes effect from the next window, blended over half a window."""
@@ -241,9 +278,15 @@ class MotionStream:
         if self._refiner is not None and hasattr(self._refiner, "set_style"):
             self._refiner.set_style(np.asarray(reference, dtype=np.float32))
 
-    def clear(self) -> None:
-        """Barge-in: drop queued features; motion continues from the last frame shown, so with
-        silence it relaxes smoothly to idle."""
-        self._sampler.clear()
+    def clear(self) -> int:
+        """Barge-in: drop every frame not yet returned (queued features, EmoDiff frames waiting
+        for their mouth, queued mouths); motion continues from the last frame EmoDiff emitted, so
+        with silence it relaxes smoothly to idle. Returns the number of frames dropped: the
+        features of that many frames were pushed but their frames will never be returned, so the
+        next features pushed belong to the frame that many frames later on the caller's
+        timeline."""
+        dropped = self._sampler.clear() + sum(len(m) for m in self._waiting)
+        self._waiting = []
         if self._refiner is not None:
             self._refiner.clear()
+        return dropped

@@ -53,7 +53,7 @@ class MotionStream(Protocol):
     def flush(self) -> np.ndarray: ...
     def set_emotion(self, emotion: EmotionStyle) -> None: ...
     def set_style(self, reference: np.ndarray) -> None: ...
-    def clear(self) -> None: ...
+    def clear(self) -> int | None: ...  # frames dropped (None: none)
 
 
 class MotionModel(Protocol):
@@ -111,6 +111,8 @@ class MotionPipeline:
         self._vad: list[np.ndarray] = []
         self._n_feat = 0
         self._n_vad = 0
+        self._skip_feat = 0  # frames dropped by clear() whose features have not arrived yet
+        self._skip_vad = 0
         self.frames_out = 0
         self.samples_in = 0
 
@@ -137,12 +139,23 @@ class MotionPipeline:
         self._add_features(self.featurizer.flush())
         self.times.features += time.perf_counter() - t
         # VAD lags or leads the features by at most a frame: pad with silence (prob 0).
-        if self._n_vad < self._n_feat:
-            self._add_vad(np.zeros(self._n_feat - self._n_vad, np.float32))
+        missing = self._n_feat + self._skip_vad - self._n_vad
+        if missing > 0:
+            self._add_vad(np.zeros(missing, np.float32))
         return self._run_motion(final=True)
 
-    def clear(self) -> None:
-        self.stream.clear()
+    def clear(self) -> int:
+        """Barge-in: drop every frame whose features or VAD were computed but whose motion was
+        not returned yet (in the motion stream and queued here). Returns how many frames were
+        dropped: the next frame returned is that many frames later on the audio timeline.
+        (Audio still inside the featurizer/VAD look-ahead becomes the next frames.)"""
+        dropped = int(self.stream.clear() or 0)
+        ahead = max(self._n_feat, self._n_vad)  # one of the two is 0: they are paired eagerly
+        self._skip_feat += ahead - self._n_feat
+        self._skip_vad += ahead - self._n_vad
+        self._feat, self._vad = [], []
+        self._n_feat = self._n_vad = 0
+        return dropped + ahead
 
     def set_emotion(self, style: EmotionStyle) -> None:
         self.stream.set_emotion(style)
@@ -152,12 +165,18 @@ class MotionPipeline:
 
     def _add_features(self, feats: np.ndarray) -> None:
         feats = np.asarray(feats, dtype=np.float32)
+        if self._skip_feat and len(feats):
+            k = min(self._skip_feat, len(feats))
+            feats, self._skip_feat = feats[k:], self._skip_feat - k
         if len(feats):
             self._feat.append(feats)
             self._n_feat += len(feats)
 
     def _add_vad(self, probs: np.ndarray) -> None:
         probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+        if self._skip_vad and len(probs):
+            k = min(self._skip_vad, len(probs))
+            probs, self._skip_vad = probs[k:], self._skip_vad - k
         if len(probs):
             self._vad.append(probs)
             self._n_vad += len(probs)
@@ -197,7 +216,13 @@ class EngineConfig:
     fps: int = DEFAULT_FPS
     motion_path: str | None = None
     steps: int | None = None
-    backend: str = "torch"
+    #: EmoDiff sliding-window hop (frames per window); None: the checkpoint's meta "hop".
+    hop: int | None = None
+    #: EmoDiff + lip refiner backend, "torch" or "onnx". None: ONNX Runtime on CPU (2.9x less CPU
+    #: per EmoDiff window than torch at one thread; the window is on the critical path of each
+    #: hop's first frame: 60 s live runs at load 3-4 dropped 16-41 frames vs 76 with torch, first
+    #: frame 248-299 ms vs 652 ms), torch on CUDA.
+    backend: str | None = None
     refiner: bool = True
     paste_back: bool = False
     #: FOMM checkpoint (and its config) for renderer="fomm".
@@ -210,6 +235,12 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         check_fps(self.fps)
+
+    @property
+    def resolved_backend(self) -> str:
+        if self.backend is not None:
+            return self.backend
+        return "onnx" if self.device == "cpu" else "torch"
 
 
 @dataclass
@@ -245,8 +276,8 @@ class Engine:
 
             torch.set_num_threads(cfg.torch_threads)
         motion = MotionEngine.load(
-            cfg.motion_path, device=cfg.device, backend=cfg.backend, steps=cfg.steps,
-            fps=cfg.fps, refiner=cfg.refiner,
+            cfg.motion_path, device=cfg.device, backend=cfg.resolved_backend, steps=cfg.steps,
+            fps=cfg.fps, refiner=cfg.refiner, hop=cfg.hop,
         )  # fmt: skip
 
         def make_renderer(prepared: Any) -> Renderer:
@@ -259,10 +290,10 @@ class Engine:
             motion_model=motion,
             renderer_factory=make_renderer,
             featurizer_factory=features.Featurizer,
-            vad_factory=lambda fps: vad.SileroVAD(fps=fps),
+            vad_factory=lambda fps: vad.SileroVAD(fps=fps, causal=True),
             lookahead_samples=max(
                 features.Featurizer(cfg.fps).lookahead_samples,
-                vad.SileroVAD(cfg.fps).lookahead_samples,
+                vad.SileroVAD(cfg.fps, causal=True).lookahead_samples,
             ),
             fps=cfg.fps,
             portrait_loader=lambda key: prepare_portrait(load_image(key), cfg.size, path=key),

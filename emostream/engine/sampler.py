@@ -255,8 +255,9 @@ class WindowSampler:
         self._W = W
 
     # -- input ---------------------------------------------------------------------------------
-    def push(self, features: np.ndarray, vad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Append features float32[n, F]; returns (motion [B, m, 55], features [m, F]) ready now."""
+    def gate(self, features: np.ndarray, vad: np.ndarray | None = None) -> np.ndarray:
+        """Check features float32[n, F] and replace the frames with speech probability under 0.5
+        by the silence feature: the features the sampler (and a parallel lip refiner) sees."""
         f = np.asarray(features, dtype=np.float32)
         if f.ndim != 2 or f.shape[1] != self.net.feature_dim:
             raise InputError(f"features must be float32[n, {self.net.feature_dim}], got shape {f.shape}")
@@ -267,17 +268,30 @@ class WindowSampler:
             if v.shape[0] != f.shape[0]:
                 raise InputError(f"vad has {v.shape[0]} frames but features have {f.shape[0]}")
             f = np.where(v[:, None] >= 0.5, f, self.silence[None])
-        self.feats = np.concatenate([self.feats, f], axis=0)
+        return f
+
+    def push(self, features: np.ndarray, vad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Append features float32[n, F]; returns (motion [B, m, 55], features [m, F]) ready now."""
+        self.feats = np.concatenate([self.feats, self.gate(features, vad)], axis=0)
+        return self._run(final=False)
+
+    def push_gated(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``push`` for features already returned by ``gate``."""
+        self.feats = np.concatenate([self.feats, features], axis=0)
         return self._run(final=False)
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """End of input: emit every frame whose features arrived (silence pads the lookahead)."""
         return self._run(final=True)
 
-    def clear(self) -> None:
-        """Drop features not yet turned into motion; motion continues from the emitted frames."""
-        keep = self.emitted - self.feat0
-        self.feats = self.feats[: max(keep, 0)]
+    def clear(self) -> int:
+        """Drop features not yet turned into motion; motion continues from the emitted frames.
+        Returns the number of frames dropped (their features arrived, they will never be emitted);
+        the next features pushed become frame ``emitted``."""
+        keep = max(self.emitted - self.feat0, 0)
+        dropped = max(len(self.feats) - keep, 0)
+        self.feats = self.feats[:keep]
+        return dropped
 
     def set_style(self, vec: np.ndarray) -> None:
         self.style.set(vec, self.emitted)

@@ -24,11 +24,21 @@ the motion model's latency + one frame + a compute margin + a jitter margin. The
 yielded with frame ``pts`` is exactly the input audio of that frame, so sound and lips agree.
 Per frame the order is ArkitFrame, AudioFrame, VideoFrame, then SegmentEnd where one ends.
 
+The budget with the shipped stages at 25 fps (``emostream bench`` prints it as
+``session_latency_ms``): 7.5 ms features look-ahead (the live VAD is causal, see
+``emostream.engine.vad``) + 160 ms motion (EmoDiff hop 3 + look-ahead 2 = 5 frames, less the
+frame itself; the lip refiner runs in parallel on the same features and its look-ahead of 2
+frames costs nothing) + 40 ms for the frame + 30 ms compute and 20 ms jitter margins (below)
+= 257.5 ms. A chunk's audio-to-frame latency is about this delay minus the chunk's length.
+
 Real time (``SessionConfig.realtime=True``, the default): items are paced to the clock; while no
 audio arrives, silence is fed, so the avatar stays alive (idle breathing, blinks, head motion)
-and speech continues from idle without a seam. When compute falls behind, render frames are
-skipped deliberately (their ArkitFrame and AudioFrame are still yielded) and counted in
-``stats.dropped_frames``; a frame is never yielded after its due time. With
+and speech continues from idle without a seam. Silence fed because live input came late would
+delay everything after it; it is repaid by dropping as much quiet input later
+(``SessionConfig.resync``), so the latency returns to the fixed delay at the next pause. When
+compute falls behind, render frames are skipped deliberately (their ArkitFrame and AudioFrame
+are still yielded) and counted in ``stats.dropped_frames``; a frame is never yielded after its
+due time. With
 ``realtime=False`` nothing is paced, padded or dropped; the output then equals the offline
 pipeline's (``emostream.engine.pipeline.offline_render``) for the same audio and seed,
 whatever the chunking.
@@ -65,6 +75,14 @@ log = logging.getLogger(__name__)
 
 #: Tolerance (s) for float rounding in clock arithmetic.
 _TIME_EPS = 1e-6
+#: Re-sync after late live input (``SessionConfig.resync``): silence fed in place of input that
+#: is late (a push came within ``_LIVE_GAP_S``) delays all later input of a continuous source, so
+#: it is owed (at most ``_MAX_DEBT_S``) and repaid by dropping quiet input: 10 ms blocks under
+#: ``_QUIET_RMS`` at the head of the queue, never speech.
+_LIVE_GAP_S = 1.0
+_MAX_DEBT_S = 1.0
+_QUIET_BLOCK = 160
+_QUIET_RMS = 0.005
 
 __all__ = [
     "ArkitFrame",
@@ -136,11 +154,14 @@ class SessionConfig:
 
     realtime: bool = True
     #: Time a frame's compute may take between its input deadline and its due time. It covers
-    #: one motion hop (features + VAD + EmoDiff window + lip refiner, ~25 ms CPU) and the first
-    #: frame's render (~7 ms at 256²). 40 ms measured no more drops than 80 ms for 1-3 sessions on
-    #: the 2-core reference machine at load 3-5 (issue 10; benchmarks/bench_pipeline.py).
-    compute_margin_s: float = 0.04
-    #: How late live input may arrive before silence is fed in its place.
+    #: one worker step up to the first frame it renders (features + VAD + EmoDiff window + lip
+    #: refiner + render, ONNX Runtime on CPU: 10.7 ms CPU median, 14.6 ms max over 60 s at 256²,
+    #: analytic, on the 2-core reference machine), with 2x headroom. In 60 s live runs at load
+    #: 2.5-4 (issue 8) 20, 30 and 40 ms gave 0-56 dropped frames with no ordering between them:
+    #: the drops come from the worker being descheduled for 100s of ms, which no margin covers.
+    compute_margin_s: float = 0.03
+    #: How late live input may arrive before silence is fed in its place (that silence delays
+    #: the later input of a continuous source until ``resync`` repays it, so it stays 20 ms).
     jitter_margin_s: float = 0.02
     #: A frame that would be shown later than this after its due time is dropped instead.
     late_tolerance_s: float = 0.02
@@ -150,6 +171,9 @@ class SessionConfig:
     max_pending_s: float = 600.0
     #: Frames of audio the worker takes per step.
     step_frames: int = 2
+    #: Repay silence fed in place of late live input by dropping as much quiet input (real time
+    #: only), so a late chunk does not add its delay to the rest of a continuous stream.
+    resync: bool = True
 
     def __post_init__(self) -> None:
         if self.max_queue_frames < 1 or self.step_frames < 1:
@@ -168,6 +192,9 @@ class SessionStats:
     first_frame_ms: float | None = None
     #: Audio-to-frame latency of each pushed chunk: push time -> first frame showing it.
     latencies_ms: list[float] = field(default_factory=list)
+    #: Samples of silence fed in place of late live input, and of quiet input dropped to repay it.
+    late_fill_samples: int = 0
+    resync_dropped_samples: int = 0
     stage_times: StageTimes = field(default_factory=StageTimes)
 
     def latency_summary(self) -> dict[str, float | None]:
@@ -286,6 +313,8 @@ class Session:
         self._marks: deque[tuple[int, bool]] = deque()  # (end sample, interrupted)
         self._stamps: deque[tuple[int, float]] = deque()  # (sample position, push time)
         self._first_push: float | None = None
+        self._last_push: float | None = None
+        self._debt = 0  # samples of silence fed in place of late live input, not yet repaid
         self._schedule: Schedule | None = None
         self._closing = False
         self._stopped = False
@@ -337,6 +366,7 @@ class Session:
             self._outbox.clear()
             self._timeline.silence()
             self._marks = deque((min(pos, self._fed), True) for pos, _ in self._marks)
+            self._debt = 0
             self._controls.append(("clear", None))
             self._cond.notify_all()
             self._resamplers.clear()
@@ -517,6 +547,7 @@ class Session:
         now = self.clock.now()
         if self._first_push is None:
             self._first_push = now
+        self._last_push = now
         self._stamps.append((self._fed + self._pending_len, now))
         self._pending.append(audio)
         self._pending_len += audio.size
@@ -554,7 +585,13 @@ class Session:
                     self._cond.wait(self.clock.poll_interval)
             for kind, value in controls:  # control overtakes data
                 if kind == "clear":
-                    self._pipe.clear()
+                    # The pipeline drops the frames in flight (features in, motion not out); they
+                    # leave the timeline here too: their audio is dropped with them and the pts
+                    # stay continuous (pts = index - discarded).
+                    skipped = self._pipe.clear()
+                    with self._cond:
+                        self._next_index += skipped
+                        self._discarded += skipped
                 elif kind == "emotion":
                     self._style = value
                     self._pipe.set_emotion(value)
@@ -567,6 +604,8 @@ class Session:
                 return
 
     def _take_input_locked(self, step: int) -> np.ndarray | None:
+        if self._pending and self._debt:
+            self._repay_debt_locked()
         if self._pending:
             parts: list[np.ndarray] = []
             n = 0
@@ -584,11 +623,46 @@ class Session:
             if need <= self._fed:
                 return None
             chunk = np.zeros(min(need - self._fed, step), np.float32)
+            last = self._last_push
+            if self.config.resync and last is not None and self.clock.now() - last <= _LIVE_GAP_S:
+                # input is streaming but late: this silence delays what follows; owe it
+                self._debt = min(self._debt + chunk.size, int(_MAX_DEBT_S * SAMPLE_RATE))
+                self.stats.late_fill_samples += chunk.size
         else:
             return None
         self._fed += chunk.size
         self._timeline.append(chunk)
         return chunk
+
+    def _repay_debt_locked(self) -> None:
+        """Drop quiet input from the head of the queue (up to the debt). The stamps and segment
+        marks of the audio after the dropped samples move back with it."""
+        dropped = 0
+        while self._debt > 0 and self._pending:
+            head = self._pending[0]
+            n = min(_QUIET_BLOCK, head.size)
+            if n > self._debt:
+                break
+            block = head[:n].astype(np.float64)
+            if float(np.sqrt(np.mean(block * block))) >= _QUIET_RMS:
+                break
+            if n == head.size:
+                self._pending.popleft()
+            else:
+                self._pending[0] = head[n:]
+            self._pending_len -= n
+            self._debt -= n
+            dropped += n
+        if not dropped:
+            return
+        self.stats.resync_dropped_samples += dropped
+        lo = self._fed
+
+        def shift(pos: int) -> int:
+            return pos if pos < lo else max(lo, pos - dropped)
+
+        self._stamps = deque((shift(p), t) for p, t in self._stamps)
+        self._marks = deque((shift(p), i) for p, i in self._marks)
 
     def _needed_position_locked(self) -> int:
         """Input position that must be fed by now for the next frames to be on time."""
@@ -597,13 +671,7 @@ class Session:
         # rounding of (due - margin) + margin must not land one frame short (a stall).
         pts = self._schedule.frame_at(self.clock.now() + self.config.compute_margin_s + _TIME_EPS)
         index = pts + self._discarded
-        need = frame_start_sample(index + 1, self.fps) + self._need_ahead
-        if index >= self._next_index and need <= self._fed:
-            # The input for that frame is in, yet the pipeline has not emitted it: clear() drops
-            # the features (and refiner frames) queued inside the motion stream, so it is behind
-            # by those frames. Feed on (silence) until it catches up instead of stalling.
-            need = self._fed + int(samples_per_frame(self.fps))
-        return need
+        return frame_start_sample(index + 1, self.fps) + self._need_ahead
 
     def _emit(self, motion: np.ndarray, gen: int, *, final: bool) -> None:
         for k, row in enumerate(motion):

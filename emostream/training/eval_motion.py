@@ -180,13 +180,14 @@ def evaluate(
     plots: str | Path | None = None,
     backend: str = "torch",
     cache_dir: str | Path = "out/emodiff/cache",
+    hop: int | None = None,
 ) -> dict[str, Any]:
     from emostream.engine.features import features_for
     from emostream.models.emotion_classifier import load_classifier
     from emostream.training.targets import redraw_targets
 
     torch.set_num_threads(1)
-    engine = MotionEngine.load(ckpt, steps=steps, refiner=refiner, backend=backend)
+    engine = MotionEngine.load(ckpt, steps=steps, refiner=refiner, backend=backend, hop=hop)
     clf, _ = load_classifier(classifier if classifier is not None else weights_path("emotion_classifier"))
     utts = load_eval_utterances(data, real, max_utts)
     gens: list[Generated] = []
@@ -251,6 +252,7 @@ def evaluate(
         "teacher_self_fd": fd_self,
         "ms_per_frame": ms,
         "sampler_steps": engine.steps,
+        "hop": engine.schedule.hop,
         "refiner": engine.refiner is not None,
         "backend": backend,
         "n_utterances": len(gens),
