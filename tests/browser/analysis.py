@@ -1,8 +1,10 @@
 """Turn a page report (tests/browser/measure.js) into the figures the WebRTC issue targets.
 
-- ``video_summary``: frames decoded/presented, freezes (Chromium's ``freezeCount`` and our own
-  count of presentation gaps > max(3 x median, median + 150 ms), WebRTC's freeze definition),
-  presentation fps.
+- ``video_summary``: frames decoded/presented, freezes (the browser's getStats ``freezeCount``,
+  reported by Chromium and by Firefox 153 — the key keeps its historical name, None where a
+  browser does not report it — and our own count of presentation gaps > max(3 x median,
+  median + 150 ms), WebRTC's freeze definition), presentation fps; over the window after the
+  page's warm-up when it had one.
 - ``frame_latency``: server send time of each frame → browser presentation, matching the
   browser's RTP timestamps to the server's send log (the RTP origin is random, so the first
   presented frame's pts is found as the one that makes every receive time follow its send
@@ -24,30 +26,50 @@ VIDEO_CLOCK = 90_000
 
 
 def inbound(report: dict[str, Any], kind: str) -> dict[str, Any]:
-    for s in report.get("stats", []):
+    return _inbound(report.get("stats", []), kind)
+
+
+def _inbound(stats: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    for s in stats:
         if s.get("type") == "inbound-rtp" and s.get("kind") == kind:
             return s
     return {}
 
 
+def _window_count(report: dict[str, Any], kind: str, name: str) -> int | None:
+    """A getStats counter over the measured window (after ``warmup``, when the page took a
+    snapshot then), else over the whole run; None when the browser does not report it."""
+    end = inbound(report, kind).get(name)
+    if end is None or report.get("statsWarm") is None:
+        return end
+    start = _inbound(report["statsWarm"], kind).get(name)
+    return None if start is None else end - start
+
+
 def video_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """Video figures over the measured window: the frames presented from ``t0`` on when the
+    page had a warm-up (``statsWarm``), else all of them."""
     frames = report["frames"]
-    pt = np.array([f["presentationTime"] for f in frames if f.get("presentationTime") is not None])
+    warm = report.get("statsWarm") is not None
+    start = float(report["t0"]) if warm else -np.inf
+    shown = [f for f in frames if f.get("presentationTime") is not None and f["presentationTime"] >= start]
+    pt = np.array([f["presentationTime"] for f in shown])
     gaps = np.diff(pt) if pt.size > 1 else np.zeros(0)
     med = float(np.median(gaps)) if gaps.size else float("nan")
     freeze_gaps = gaps[gaps > max(3 * med, med + 150.0)] if gaps.size else gaps
     v = inbound(report, "video")
     span = (pt[-1] - pt[0]) / 1000.0 if pt.size > 1 else 0.0
     return {
-        "frames_presented": len(frames),
-        "frames_decoded": v.get("framesDecoded"),
-        "frames_dropped": v.get("framesDropped"),
-        "freeze_count_chromium": v.get("freezeCount"),
+        "frames_presented": len(shown) if warm else len(frames),
+        "frames_decoded": _window_count(report, "video", "framesDecoded"),
+        "frames_dropped": _window_count(report, "video", "framesDropped"),
+        "freeze_count_chromium": _window_count(report, "video", "freezeCount"),
         "freezes_measured": int(freeze_gaps.size),
         "max_gap_ms": float(gaps.max()) if gaps.size else None,
         "median_gap_ms": med,
         "presented_fps": (pt.size - 1) / span if span > 0 else 0.0,
         "codec": v.get("codecId"),
+        "window_s": span,
     }
 
 
@@ -55,6 +77,8 @@ def audio_summary(report: dict[str, Any]) -> dict[str, Any]:
     a = inbound(report, "audio")
     rms = np.array([x[1] for x in report.get("audio", [])], dtype=np.float64)
     return {
+        "packets_received": a.get("packetsReceived"),
+        "packets_lost": a.get("packetsLost"),
         "samples_received": a.get("totalSamplesReceived"),
         "concealed_samples": a.get("concealedSamples"),
         "jitter_buffer_ms": 1000.0 * a["jitterBufferDelay"] / a["jitterBufferEmittedCount"]

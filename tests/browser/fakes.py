@@ -30,6 +30,8 @@ class SyncPatternSession:
         self.latency = Fraction(latency_s).limit_denominator(1000)
         self.pushed_samples = 0
         self.pushed_rates: set[int] = set()
+        #: Largest |sample| pushed (float pcm in [-1, 1]): silence pushes 0.
+        self.pushed_peak = 0.0
         self.emotions: list[tuple[str, float]] = []
         self.styles: list[np.ndarray] = []
         self.cleared = 0
@@ -50,6 +52,8 @@ class SyncPatternSession:
             raise InputError("mono only")
         self.pushed_samples += pcm.size
         self.pushed_rates.add(sample_rate)
+        if pcm.size:
+            self.pushed_peak = max(self.pushed_peak, float(np.abs(pcm.astype(np.float32)).max()))
 
     def end_segment(self) -> None:
         pass

@@ -14,7 +14,7 @@
   const api = {
     pc: null, channel: null, mic: null, id: null, config: null, portrait: null,
     emotion: "neutral", lastStats: null, rttMs: null, frameLatencyMs: null,
-    frames: 0, onFrame: null, onStats: null, error: null, state: "idle",
+    frames: 0, fps: null, frameClock: null, onFrame: null, onStats: null, error: null, state: "idle",
     start, stop, setEmotion, send,
   };
   window.emostream = api;
@@ -223,30 +223,68 @@
     els.frame.textContent = `${api.frameLatencyMs.toFixed(0)} ms`;
   }
 
-  // Per-frame timing: requestVideoFrameCallback where available (Chromium, Firefox >= 132).
+  // Per-frame timing: requestVideoFrameCallback (Chromium, Firefox >= 132) gives each
+  // presented frame with its RTP timestamp and receive time. Without it (Firefox ESR 128, or
+  // media.rvfc.enabled=false) each animation frame polls a count of painted video frames, so
+  // the fps overlay still counts video frames, not display refreshes: Firefox's
+  // mozPaintedFrames (its getVideoPlaybackQuality() stays at 0 for a MediaStream), else
+  // getVideoPlaybackQuality(). Frame → screen latency needs the per-frame metadata: "n/a".
+  function paintedFrameCounter(v) {
+    if (typeof v.mozPaintedFrames === "number") return ["mozPaintedFrames", () => v.mozPaintedFrames];
+    if (v.getVideoPlaybackQuality) {
+      return ["getVideoPlaybackQuality", () => {
+        const q = v.getVideoPlaybackQuality();
+        return q.totalVideoFrames - q.droppedVideoFrames;
+      }];
+    }
+    return [null, null];
+  }
+
   function startFrameClock() {
     const v = els.video;
     const times = [];
-    const tick = (now, meta) => {
-      if (!api.pc) return;
-      api.frames += 1;
-      const t = meta ? meta.presentationTime : now;
-      times.push(t);
+    const count = (t, n) => {
+      for (let i = 0; i < n; i++) times.push(t);
       while (times.length && t - times[0] > 1000) times.shift();
-      els.fps.textContent = `${Math.max(0, times.length - 1)}`;
-      if (meta && meta.rtpTimestamp !== undefined && meta.receiveTime) {
-        const o = performance.timeOrigin;
-        seen.push([meta.rtpTimestamp, o + meta.receiveTime, o + (meta.expectedDisplayTime || meta.presentationTime)]);
-        if (seen.length > 50) seen.shift();
+      api.fps = Math.max(0, times.length - 1);
+      els.fps.textContent = `${api.fps}`;
+      api.frames += n;
+    };
+    if (v.requestVideoFrameCallback) {
+      api.frameClock = "requestVideoFrameCallback";
+      const tick = (now, meta) => {
+        if (!api.pc) return;
+        count(meta.presentationTime, 1);
+        if (meta.rtpTimestamp !== undefined && meta.receiveTime) {
+          const o = performance.timeOrigin;
+          seen.push([meta.rtpTimestamp, o + meta.receiveTime, o + (meta.expectedDisplayTime || meta.presentationTime)]);
+          if (seen.length > 50) seen.shift();
+        }
+        if (api.onFrame) api.onFrame(now, meta, v);
+        v.requestVideoFrameCallback(tick);
+      };
+      v.requestVideoFrameCallback(tick);
+      return;
+    }
+    const [name, painted] = paintedFrameCounter(v);
+    api.frameClock = name;
+    els.frame.textContent = "n/a";
+    if (!painted) {
+      els.fps.textContent = "n/a";
+      return;
+    }
+    let shown = painted();
+    const poll = (now) => {
+      if (!api.pc) return;
+      const total = painted();
+      if (total > shown) {
+        count(now, total - shown);
+        shown = total;
+        if (api.onFrame) api.onFrame(now, null, v);
       }
-      if (api.onFrame) api.onFrame(now, meta || null, v);
-      schedule();
+      requestAnimationFrame(poll);
     };
-    const schedule = () => {
-      if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(tick);
-      else requestAnimationFrame((now) => tick(now, null));
-    };
-    schedule();
+    requestAnimationFrame(poll);
   }
 
   async function uploadPortrait(file) {
