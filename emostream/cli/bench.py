@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
             1, "--threads", help="torch intra-op threads (0: torch's default, one per core)."
         ),
         refiner: bool = typer.Option(
-            True, "--refiner/--no-refiner", help="Load the lip refiner (its look-ahead adds latency)."
+            True, "--refiner/--no-refiner", help="Load the lip refiner (runs beside EmoDiff)."
         ),
         compute_margin: float | None = typer.Option(
             None, "--compute-margin", help="Session compute margin in seconds (default: SessionConfig's)."
