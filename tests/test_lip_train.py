@@ -10,6 +10,7 @@ import pytest
 from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, EmotionStyle
 from emostream.config import SAMPLE_RATE, frames_covering
 from emostream.engine.features import features_for
+from emostream.errors import ConfigError
 from emostream.training.eval_lip import (
     bilabial_closure,
     jaw_corr,
@@ -105,3 +106,107 @@ def test_metrics_on_crafted_sequences():
     res = lip_metrics([p.targets], [p])
     assert res["n_silences"] == 2 and res["bilabial_closure"] == 1.0
     assert np.all(p.targets[:20, JAW] <= 0.1) and np.all(p.targets[-15:, JAW] <= 0.01)  # rest in the pads
+
+
+def test_feature_perturbation_is_seeded_and_keeps_shape():
+    from emostream.engine.features import N_MELS
+    from emostream.training.train_lip import perturb_features
+
+    f = np.random.default_rng(0).standard_normal((30, 4 * N_MELS)).astype(np.float32)
+    a = perturb_features(f, np.random.default_rng(5), N_MELS)
+    b = perturb_features(f, np.random.default_rng(5), N_MELS)
+    c = perturb_features(f, np.random.default_rng(6), N_MELS)
+    assert a.shape == f.shape and a.dtype == np.float32
+    assert np.array_equal(a, b) and not np.array_equal(a, c) and not np.allclose(a, f)
+    # the same perturbation on every frame: a constant input stays constant over time
+    flat = np.tile(np.linspace(-1, 1, 4 * N_MELS, dtype=np.float32), (10, 1))
+    g = perturb_features(flat, np.random.default_rng(1), N_MELS)
+    assert np.allclose(g, g[:1])
+
+
+def test_hold_out_real_takes_only_train_real():
+    from emostream.training.train_lip import hold_out_real
+
+    utts = [_utt(s, "train") for s in range(3)] + [_utt(10 + s, "train_real") for s in range(10)]
+    train_utts, held = hold_out_real(utts, 5)
+    assert [u.uid for u in held] == ["u14", "u19"]
+    assert len(train_utts) == 11 and not {u.uid for u in held} & {u.uid for u in train_utts}
+    assert hold_out_real(utts, 0) == (utts, [])
+    with pytest.raises(ConfigError):
+        hold_out_real(utts, 1)
+
+
+def test_real_copies_rest_loss_and_gate_calibration(tmp_path):
+    from emostream.training.train_lip import calibrate_gate, validate
+
+    real = [_utt(20 + s, "train_real") for s in range(2)]
+    for u in real:  # a bilabial in the middle of each utterance's first "aa"
+        k = next(i for i, p in enumerate(u.phones) if p.viseme == "aa")
+        p = u.phones[k]
+        u.phones[k] = Phone(p.start, p.end, "m", "PP")
+    its = prepare_items(real, features_for, None, 1, np.random.default_rng(0), 0.5, real_copies=3)
+    assert all(len(it.feats) == 4 and it.real and len(it.bilabials) == 1 for it in its)
+    small = {"hidden": 16, "lstm_layers": 1, "style_dim": 8, "head_hidden": 16}
+    cfg = TrainLipConfig(steps=4, batch=2, crop_frames=40, rest_weight=5.0, feat_aug_prob=1.0, model=small)
+    res = train(cfg, its, its[:1], tmp_path / "lip", real_val_items=its)
+    last = res["history"][-1]
+    assert "rest" in last and np.isfinite(last["rest"]) and 0.0 <= last["val_real_closure"] <= 1.0
+    from emostream.models.lip_refiner import load_lip_checkpoint
+
+    model, _ = load_lip_checkpoint(tmp_path / "lip")
+    cal = calibrate_gate(model, {"val": its[:1], "val_real": its})
+    assert len(cal["grid"]) == 30 and (cal["scale"], cal["bias"]) in {
+        (r["scale"], r["bias"]) for r in cal["grid"]
+    }
+    base = cal["base"]
+    assert cal["chosen"]["val_real_mouth_mae"] <= base["val_real_mouth_mae"] * 1.02
+    assert cal["chosen"]["val_real_closure"] >= base["val_real_closure"]  # never worse than (1, 0)
+    # validate's closure uses the model's own gate: a saturated gate closes every bilabial
+    from dataclasses import replace
+
+    model.cfg = replace(model.cfg, gate_scale=1.0, gate_bias=50.0)
+    assert validate(model, its, its)["val_real_closure"] == 1.0
+
+
+def _with_bilabial(u: Utterance) -> Utterance:
+    k = next(i for i, p in enumerate(u.phones) if p.viseme == "aa")
+    p = u.phones[k]
+    u.phones[k] = Phone(p.start, p.end, "m", "PP")
+    return u
+
+
+def test_cli_real_hold_out_and_gate_calibration(tmp_path):
+    """`emostream train lip` with the real-speech options on a tiny corpus: the held-out real
+    utterances are recorded, and --calibrate-out writes a checkpoint with the chosen gate."""
+    from typer.testing import CliRunner
+
+    from emostream.cli import app
+    from emostream.models.lip_refiner import load_lip_checkpoint
+    from emostream.training.corpus import make_manifest, shard_entry, write_manifest, write_shard
+
+    utts = [_with_bilabial(_utt(s, "train")) for s in range(2)] + [_with_bilabial(_utt(2, "val"))]
+    utts += [_with_bilabial(_utt(s + 3, "train_real")) for s in range(4)]
+    for u in utts[3:]:
+        u.engine = "real"
+    root = tmp_path / "corpus"
+    (root / "shards").mkdir(parents=True)
+    write_shard(root / "shards" / "00000.npz", utts)
+    entry = shard_entry("shards/00000.npz", "test", utts, [])
+    write_manifest(root, make_manifest([entry], preset="t", seed=0, command="t", engines=["test"],
+                                       skipped={}, licences={}, fps=25))  # fmt: skip
+    out, cal = tmp_path / "lip", tmp_path / "lip_cal"
+    args = ["train", "lip", "--data", str(root), "--out", str(out), "--steps", "3", "--batch", "2"]
+    args += ["--hidden", "16", "--layers", "1", "--augment-copies", "0", "--real-augment-copies", "1"]
+    args += ["--real-val-every", "2", "--feat-aug-prob", "1", "--rest-weight", "2", "--no-progress"]
+    args += ["--ckpt-every", "3", "--calibrate-out", str(cal)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output.strip().splitlines()[-1])
+    assert "val_real_closure" in doc and "rest" in doc and doc["calibrated"].endswith("lip_cal.safetensors")
+    model, meta = load_lip_checkpoint(cal)
+    assert meta["real_val_utterances"] == ["u4", "u6"] and meta["train_utterances"] == 4
+    chosen = meta["gate_calibration"]["chosen"]
+    assert (model.cfg.gate_scale, model.cfg.gate_bias) == (chosen["scale"], chosen["bias"])
+    assert meta["gate_calibration"]["sets"] == {"val": 1, "val_real": 2}
+    raw, _ = load_lip_checkpoint(out)
+    assert (raw.cfg.gate_scale, raw.cfg.gate_bias) == (1.0, 0.0)  # the trained checkpoint is untouched

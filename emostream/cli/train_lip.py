@@ -52,13 +52,43 @@ def register(app: typer.Typer) -> None:
         real_share: float = typer.Option(
             0.3, "--real-share", help="Share of each batch drawn from real speech (train_real), 0..1."
         ),
+        rest_weight: float = typer.Option(
+            0.0, "--rest-weight", help="Weight of the rest hinge (jaw / lip gap shut where the target rests)."
+        ),
+        feat_aug_prob: float = typer.Option(
+            0.0, "--feat-aug-prob", help="Chance of a speaker/channel feature perturbation per sample, 0..1."
+        ),
+        real_augment_copies: int | None = typer.Option(
+            None,
+            "--real-augment-copies",
+            help="Augmented versions per real utterance (default: as --augment-copies).",
+        ),
+        real_val_every: int = typer.Option(
+            0,
+            "--real-val-every",
+            help="Hold out every K-th train_real utterance as real validation (0: none; never test_real).",
+        ),
+        calibrate_out: Path | None = typer.Option(
+            None,
+            "--calibrate-out",
+            help="After training, pick the closure-gate calibration on the validation sets and write "
+            "the calibrated copy to this checkpoint path.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Train the lip refiner; re-running the same command resumes from OUT's checkpoint."""
         import torch
 
         from emostream.errors import DeviceError
-        from emostream.training.train_lip import TRAIN_SPLITS, VAL_SPLIT, TrainLipConfig, load_items, train
+        from emostream.training.train_lip import (
+            TRAIN_SPLITS,
+            VAL_SPLIT,
+            TrainLipConfig,
+            hold_out_real,
+            items_for,
+            load_utterances,
+            train,
+        )
 
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise DeviceError("--device cuda requested but torch sees no CUDA GPU")
@@ -66,12 +96,17 @@ def register(app: typer.Typer) -> None:
         cfg = TrainLipConfig(
             steps=steps, batch=batch, lr=lr, augment_copies=augment_copies, seed=seed, threads=threads,
             device=device, ckpt_every=ckpt_every, eval_every=ckpt_every, gate_weight=gate_weight,
-            bilabial_weight=bilabial_weight, real_share=real_share,
+            bilabial_weight=bilabial_weight, real_share=real_share, rest_weight=rest_weight,
+            feat_aug_prob=feat_aug_prob,
             model={"lookahead_frames": lookahead, "hidden": hidden, "lstm_layers": layers, "fps": fps},
         )  # fmt: skip
         t_prep = time.perf_counter()
-        train_items = load_items(data, TRAIN_SPLITS, fps, augment_copies, seed, limit, synthetic_stride)
-        val_items = load_items(data, (VAL_SPLIT,), fps, 0, seed, limit)
+        train_utts, real_val_utts = hold_out_real(
+            load_utterances(data, TRAIN_SPLITS, fps, limit, synthetic_stride), real_val_every
+        )
+        train_items = items_for(train_utts, augment_copies, seed, real_augment_copies)
+        real_val_items = items_for(real_val_utts, 0, seed)
+        val_items = items_for(load_utterances(data, (VAL_SPLIT,), fps, limit), 0, seed)
         if not val_items:
             val_items = train_items[: cfg.max_val]
         meta = {
@@ -79,7 +114,31 @@ def register(app: typer.Typer) -> None:
             "data": str(data),
             "train_utterances": len(train_items),
             "val_utterances": len(val_items),
+            "real_val_utterances": [u.uid for u in real_val_utts],
             "prep_seconds": round(time.perf_counter() - t_prep, 1),
         }
-        result = train(cfg, train_items, val_items, out, meta=meta, progress=progress)
-        typer.echo(json.dumps({"path": result["path"], **result["final"]}))
+        result = train(
+            cfg, train_items, val_items, out, meta=meta, progress=progress, real_val_items=real_val_items
+        )
+        doc = {"path": result["path"], **result["final"]}
+        if calibrate_out is not None:
+            from dataclasses import replace
+
+            from emostream.models.lip_refiner import load_lip_checkpoint, save_lip_checkpoint
+            from emostream.training.train_lip import calibrate_gate
+
+            model, old = load_lip_checkpoint(out)
+            sets = {"val": val_items[: cfg.max_val * 4], "val_real": real_val_items}
+            cal = calibrate_gate(model, sets)
+            model.cfg = replace(model.cfg, gate_scale=cal["scale"], gate_bias=cal["bias"])
+            old.pop("history", None)
+            old["gate_calibration"] = {
+                "sets": {k: len(v) for k, v in sets.items()},
+                "chosen": cal["chosen"],
+                "base": cal["base"],
+                "grid": cal["grid"],
+                "from": str(out),
+            }
+            doc["calibrated"] = str(save_lip_checkpoint(model, calibrate_out, old))
+            doc["gate_calibration"] = cal["chosen"]
+        typer.echo(json.dumps(doc))

@@ -192,30 +192,37 @@ def evaluate(
 
 
 def plot_jaw(utt: Utterance, curves: dict[str, np.ndarray], path: str | Path) -> None:
-    """jawOpen over time for one utterance (one line per curve, float[T, 55] each), with its
+    """jawOpen (top) and lip gap ``jawOpen − mouthClose`` (bottom, with the ``CLOSED_GAP``
+    threshold) over time for one utterance (one line per curve, float[T, 55] each), with its
     aligned phones on the time line (bilabials in red, silences grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 3.8))
+    fig, (ax, axg) = plt.subplots(2, 1, figsize=(12, 5.6), sharex=True, height_ratios=(3, 2))
     for name, seq in curves.items():
         t = np.arange(len(seq)) / utt.fps
-        ax.plot(t, seq[:, JAW], lw=1.4 if name == "target" else 1.1, label=name)
+        lw = 1.4 if name == "target" else 1.1
+        ax.plot(t, seq[:, JAW], lw=lw, label=name)
+        axg.plot(t, lip_gap(seq), lw=lw, label=name)
     top = max(float(np.max(seq[:, JAW])) for seq in curves.values()) * 1.05 + 0.05
     for p in utt.phones:
         a, b = p.start / SAMPLE_RATE, p.end / SAMPLE_RATE
         colour = "tab:red" if p.viseme == "PP" else ("0.85" if p.viseme == "sil" else None)
-        if colour:
-            ax.axvspan(a, b, color=colour, alpha=0.25, lw=0)
-        ax.axvline(a, color="0.8", lw=0.5)
+        for axis in (ax, axg):
+            if colour:
+                axis.axvspan(a, b, color=colour, alpha=0.25, lw=0)
+            axis.axvline(a, color="0.8", lw=0.5)
         ax.text((a + b) / 2, top, p.phone, ha="center", va="bottom", fontsize=7, rotation=90)
+    axg.axhline(CLOSED_GAP, color="k", lw=0.8, ls="--", label=f"closed ≤ {CLOSED_GAP}")
     ax.set_ylim(0, top + 0.12)
-    ax.set_xlabel("time (s)")
+    axg.set_xlabel("time (s)")
     ax.set_ylabel("jawOpen")
+    axg.set_ylabel("lip gap")
     ax.set_title(f"{utt.uid} ({utt.engine}, {utt.split}): {utt.text[:90]}", fontsize=9)
     ax.legend(loc="upper right", fontsize=8)
+    axg.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

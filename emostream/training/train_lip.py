@@ -13,7 +13,16 @@ intensity, or (``clip_prob``) a reference clip: the non-mouth target channels of
 of the same emotion, whose encoding is also pulled onto the label vector (so both paths agree).
 
 Loss: weighted MSE on the 27 mouth values (jawOpen, mouthClose and the lip rolls/presses weigh more:
-they decide closure) + a velocity term. Adam, cosine schedule, gradient clipping, seeded.
+they decide closure) + a velocity term + the lip-gap and closure-gate terms + (``rest_weight``) a
+hinge pulling jaw and lip gap under the rest thresholds wherever the target is at rest. Adam, cosine
+schedule, gradient clipping, seeded.
+
+Generalisation to real speech (one speaker, ~12 min in ``train_real``, memorised otherwise):
+``feat_aug_prob`` perturbs a sample's features as a different speaker / channel would (mel-axis
+warp, spectral tilt, band masks; ``perturb_features``), real utterances can get more augmented copies
+(``real_copies``), and part of ``train_real`` can be held out (``hold_out_real``) as a real-speech
+validation set: its bilabial closure is logged during training and ``calibrate_gate`` picks the
+closure-gate calibration on it and on synthetic ``val`` (``test_real`` is never used).
 Checkpoints (``OUT.safetensors`` + ``OUT.json``) every ``ckpt_every`` steps with the optimizer state
 in ``OUT.optim.safetensors``: re-running the same command resumes. Curves: ``OUT.curves.png``.
 """
@@ -23,7 +32,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,7 @@ import torch
 
 from emostream.arkit import BLENDSHAPE_INDEX, MOUTH_INDICES, MOUTH_SLICE, NUM_MOUTH
 from emostream.config import DEFAULT_SEED, SAMPLE_RATE
+from emostream.engine.features import N_MELS
 from emostream.errors import ConfigError, InputError
 from emostream.models.lip_refiner import (
     CLIP_CHANNELS,
@@ -72,6 +82,8 @@ class TrainLipConfig:
     gap_weight: float = 2.0  # lip gap jawOpen − mouthClose
     gate_weight: float = 0.05  # lip-closure gate (BCE)
     bilabial_weight: float = 4.0  # extra weight of bilabial-closure frames in the gate loss
+    rest_weight: float = 0.0  # hinge: jaw / lip gap under the rest thresholds where the target rests
+    feat_aug_prob: float = 0.0  # chance of a speaker/channel feature perturbation per sample
     ckpt_every: int = 250
     eval_every: int = 250
     max_val: int = 64  # validation utterances
@@ -85,6 +97,10 @@ class TrainLipConfig:
             raise ConfigError(f"bad lip training sizes: steps={self.steps} batch={self.batch}")
         if not 0.0 <= self.real_share <= 1.0:
             raise ConfigError(f"real_share must be in [0, 1], got {self.real_share}")
+        if not 0.0 <= self.feat_aug_prob <= 1.0:
+            raise ConfigError(f"feat_aug_prob must be in [0, 1], got {self.feat_aug_prob}")
+        if self.rest_weight < 0:
+            raise ConfigError(f"rest_weight must be >= 0, got {self.rest_weight}")
 
 
 @dataclass
@@ -97,6 +113,14 @@ class _Item:
     emotion: int
     intensity: float
     real: bool
+    bilabials: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # int64[K]: p/b/m mid frames
+
+
+def bilabial_frames(u: Utterance) -> np.ndarray:
+    """int64[K]: the frame holding each p/b/m phone's middle sample (as ``eval_lip`` measures)."""
+    n = u.targets.shape[0]
+    mids = [(p.start + p.end) // 2 for p in u.phones if p.viseme == "PP"]
+    return np.array([min(n - 1, m * u.fps // SAMPLE_RATE) for m in mids], dtype=np.int64)
 
 
 def _fit_frames(feats: np.ndarray, n: int) -> np.ndarray:
@@ -127,15 +151,18 @@ def prepare_items(
     copies: int,
     rng: np.random.Generator,
     pad_silence_s: float = 1.5,
+    real_copies: int | None = None,
 ) -> list[_Item]:
-    """Features of each utterance: the clean audio, plus ``copies`` versions padded with random
-    silence and then augmented (when ``augment`` is given)."""
+    """Features of each utterance: the clean audio, plus ``copies`` versions (``real_copies`` for
+    real speech, default ``copies``) padded with random silence and then augmented (when
+    ``augment`` is given)."""
     items = []
     for u in utts:
         n = u.targets.shape[0]
+        real = u.engine == "real" or u.split.endswith("_real")
         mouth = np.ascontiguousarray(u.targets[:, MOUTH_SLICE], dtype=np.float32)
         feats, mouths = [_fit_frames(featurize(u.audio, u.fps), n)], [mouth]
-        for _ in range(copies):
+        for _ in range(real_copies if (real and real_copies is not None) else copies):
             padded = _pad_silence(u, rng, pad_silence_s)
             audio = padded.audio
             if augment is not None:
@@ -150,10 +177,32 @@ def prepare_items(
                 clip=np.ascontiguousarray(u.targets[:, list(CLIP_CHANNELS)], dtype=np.float32),
                 emotion=u.emotion.index,
                 intensity=float(u.emotion.intensity),
-                real=u.engine == "real" or u.split.endswith("_real"),
+                real=real,
+                bilabials=bilabial_frames(u),
             )
         )
     return items
+
+
+def perturb_features(f: np.ndarray, rng: np.random.Generator, bands: int) -> np.ndarray:
+    """float32[T, F] standardised log-mel features (``F = k · bands``, band-fastest per sub-frame)
+    as another speaker / channel would give them: the mel axis warped by a factor in [0.9, 1.1]
+    (vocal-tract length), a random spectral tilt and level, and 0-2 bands masked (set to 0, the
+    standardised mean). Same perturbation on every frame of the crop."""
+    t, fdim = f.shape
+    x = f.reshape(t, fdim // bands, bands)  # [T, k, bands]
+    alpha = rng.uniform(0.9, 1.1)
+    src = np.clip(np.arange(bands) / alpha, 0, bands - 1)
+    i0 = np.minimum(src.astype(np.int64), bands - 2)
+    w = (src - i0).astype(np.float32)
+    x = x[..., i0] * (1 - w) + x[..., i0 + 1] * w
+    pos = np.linspace(-0.5, 0.5, bands, dtype=np.float32)
+    x = x + np.float32(rng.uniform(-0.3, 0.3)) + np.float32(rng.uniform(-0.6, 0.6)) * pos
+    for _ in range(int(rng.integers(0, 3))):
+        width = int(rng.integers(1, 4))
+        b0 = int(rng.integers(0, bands - width + 1))
+        x[..., b0 : b0 + width] = 0.0
+    return np.ascontiguousarray(x.reshape(t, fdim), dtype=np.float32)
 
 
 @dataclass
@@ -213,6 +262,8 @@ class Sampler:
             f = it.feats[v]
             idx = np.minimum(np.arange(start, start + tmax + lookahead), f.shape[0] - 1)
             feats[b] = f[idx]  # past the utterance's end: its last frame repeated (as flush pads)
+            if cfg.feat_aug_prob > 0 and rng.random() < cfg.feat_aug_prob:
+                feats[b] = perturb_features(feats[b], rng, N_MELS)
             mouth[b, :tc] = it.mouths[v][start : start + tc]
             mask[b, :tc] = 1.0
             same = self.by_emotion[it.emotion]
@@ -263,38 +314,122 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
     bw = b.mask * (1.0 + (cfg.bilabial_weight - 1.0) * bilabial)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, shut, reduction="none")
     gate = (bce * bw).sum() / bw.sum()
+    # Rest: where the target jaw is (nearly) shut, jaw and lip gap stay under the thresholds the
+    # rest-in-silence metric uses (a hinge, so it only acts on a mouth that lags open).
+    at_rest = b.mask * (b.mouth[..., _JAW] <= 0.03).float()
+    over = torch.relu(pred[..., _JAW] - 0.05) ** 2 + torch.relu(gp - 0.02) ** 2
+    rest = (over * at_rest).sum() / (at_rest.sum() + 1.0)
     total = mse + cfg.velocity_weight * vel + cfg.align_weight * align + cfg.gap_weight * gap
-    total = total + cfg.gate_weight * gate
+    total = total + cfg.gate_weight * gate + cfg.rest_weight * rest
     parts = {
         "mse": mse.item(),
         "vel": vel.item(),
         "align": align.item(),
         "gap": gap.item(),
         "gate": gate.item(),
+        "rest": rest.item(),
     }
     return total, parts
 
 
 @torch.no_grad()
-def validate(model: LipRefiner, items: Sequence[_Item]) -> dict[str, float]:
-    """Clean-audio mouth MAE and jawOpen correlation on validation items (label style)."""
-    model.eval()
+def head_outputs(model: LipRefiner, it: _Item) -> tuple[np.ndarray, np.ndarray]:
+    """Clean-audio, label-style pass over one item: (raw head mouth float[T, 27] before the
+    closure gate, closure logit float[T]), aligned with the item's frames."""
     lookahead = model.cfg.lookahead_frames
-    jaw = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])
-    preds, tgts = [], []
-    for it in items:
-        f = it.feats[0]
-        f = np.concatenate([f, np.repeat(f[-1:], lookahead, axis=0)])
-        style = model.emotion.from_label(torch.tensor([it.emotion]), torch.tensor([it.intensity]))
-        y, _ = model(torch.from_numpy(f)[None], style)
-        preds.append(y[0, lookahead:].clamp(0, 1).numpy())
-        tgts.append(it.mouths[0])
+    f = it.feats[0]
+    f = np.concatenate([f, np.repeat(f[-1:], lookahead, axis=0)])
+    style = model.emotion.from_label(torch.tensor([it.emotion]), torch.tensor([it.intensity]))
+    x = model.in_proj((torch.from_numpy(f)[None] - model.feat_mean) / model.feat_std)  # [1, T+L, H]
+    out, _ = model.lstm(x, model.initial_state(1))  # [1, T+L, H]
+    z = torch.cat([out, style[:, None, :].expand(1, out.shape[1], -1)], dim=-1)
+    h = model.head(z)[0, lookahead:]  # [T, M + 1]
+    return h[:, : model.cfg.mouth_dim].numpy(), h[:, model.cfg.mouth_dim].numpy()
+
+
+def gated_mouth(raw: np.ndarray, logit: np.ndarray, scale: float, bias: float) -> np.ndarray:
+    """``LipRefiner.mouth``'s closure gate in numpy, clamped to [0, 1] as the engine does."""
+    p = 1.0 / (1.0 + np.exp(-(scale * logit + bias)))
+    y = raw.copy()
+    y[:, _CLOSE] = raw[:, _CLOSE] + p * np.maximum(0.0, raw[:, _JAW] - raw[:, _CLOSE])
+    return np.clip(y, 0.0, 1.0)
+
+
+def _closure(preds: Sequence[np.ndarray], items: Sequence[_Item]) -> float | None:
+    """Share of p/b/m mid frames whose lip gap is closed (``eval_lip.CLOSED_GAP``); None: no p/b/m."""
+    from emostream.training.eval_lip import CLOSED_GAP
+
+    gaps = [
+        np.maximum(0.0, y[it.bilabials, _JAW] - y[it.bilabials, _CLOSE])
+        for y, it in zip(preds, items, strict=True)
+    ]
+    allg = np.concatenate(gaps) if gaps else np.zeros(0)
+    return float((allg <= CLOSED_GAP).mean()) if allg.size else None
+
+
+@torch.no_grad()
+def validate(model: LipRefiner, items: Sequence[_Item], real_items: Sequence[_Item] = ()) -> dict[str, float]:
+    """Clean-audio mouth MAE, jawOpen correlation and bilabial closure on validation items (label
+    style), and the same on held-out real speech as ``val_real_*`` when given."""
+    model.eval()
+    out: dict[str, float] = {}
+    for prefix, its in (("val", items), ("val_real", real_items)):
+        if not its:
+            continue
+        heads = [head_outputs(model, it) for it in its]
+        preds = [gated_mouth(r, lg, model.cfg.gate_scale, model.cfg.gate_bias) for r, lg in heads]
+        p, t = np.concatenate(preds), np.concatenate([it.mouths[0] for it in its])
+        out[f"{prefix}_mouth_mae"] = float(np.abs(p - t).mean())
+        out[f"{prefix}_jaw_corr"] = float(np.corrcoef(p[:, _JAW], t[:, _JAW])[0, 1])
+        closure = _closure(preds, its)
+        if closure is not None:
+            out[f"{prefix}_closure"] = closure
     model.train()
-    p, t = np.concatenate(preds), np.concatenate(tgts)
-    return {
-        "val_mouth_mae": float(np.abs(p - t).mean()),
-        "val_jaw_corr": float(np.corrcoef(p[:, jaw], t[:, jaw])[0, 1]),
-    }
+    return out
+
+
+GATE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
+GATE_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+@torch.no_grad()
+def calibrate_gate(
+    model: LipRefiner, sets: Mapping[str, Sequence[_Item]], mae_tolerance: float = 0.02
+) -> dict[str, Any]:
+    """Closure-gate calibration (scale, bias) on held-out validation sets (never a test split).
+
+    Every grid point whose mouth MAE stays within ``mae_tolerance`` (relative) of the trained gate's
+    (1, 0) on every set is a candidate; the one with the best mean bilabial closure over the sets
+    wins (ties within 0.005: the lowest summed MAE). Returns the choice and the whole grid."""
+    model.eval()
+    heads = {name: [head_outputs(model, it) for it in its] for name, its in sets.items() if its}
+    if not heads:
+        raise InputError("gate calibration needs at least one non-empty validation set")
+    grid = []
+    for scale in GATE_SCALES:
+        for bias in GATE_BIASES:
+            row: dict[str, Any] = {"scale": scale, "bias": bias}
+            for name, hs in heads.items():
+                preds = [gated_mouth(r, lg, scale, bias) for r, lg in hs]
+                p = np.concatenate(preds)
+                t = np.concatenate([it.mouths[0] for it in sets[name]])
+                row[f"{name}_mouth_mae"] = float(np.abs(p - t).mean())
+                row[f"{name}_closure"] = _closure(preds, sets[name])
+            grid.append(row)
+    base = next(r for r in grid if r["scale"] == 1.0 and r["bias"] == 0.0)
+    ok = [
+        r for r in grid
+        if all(r[f"{n}_mouth_mae"] <= base[f"{n}_mouth_mae"] * (1 + mae_tolerance) for n in heads)
+    ]  # fmt: skip
+
+    def score(r: dict[str, Any]) -> float:
+        vals = [r[f"{n}_closure"] for n in heads if r[f"{n}_closure"] is not None]
+        return float(np.mean(vals)) if vals else 0.0
+
+    best = max(score(r) for r in ok)
+    near = [r for r in ok if score(r) >= best - 0.005]
+    choice = min(near, key=lambda r: sum(r[f"{n}_mouth_mae"] for n in heads))
+    return {"scale": choice["scale"], "bias": choice["bias"], "chosen": choice, "base": base, "grid": grid}
 
 
 def _save_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -> None:
@@ -361,6 +496,7 @@ def train(
     *,
     meta: dict[str, Any] | None = None,
     progress: bool = False,
+    real_val_items: Sequence[_Item] = (),
 ) -> dict[str, Any]:
     """Train (or resume) and write ``out``; returns the final metrics and history."""
     torch.set_num_threads(cfg.threads)
@@ -417,7 +553,7 @@ def train(
         opt.step()
         rec = {"step": step + 1, "loss": loss.item(), **parts}
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
-            rec.update(validate(model.cpu(), val_items[: cfg.max_val]))
+            rec.update(validate(model.cpu(), val_items[: cfg.max_val], real_val_items))
             model.to(cfg.device)
             log.info("step %d %s", step + 1, rec)
         history.append(rec)
@@ -438,34 +574,20 @@ def train(
     return {"final": last, "history": history, "path": str(st_path)}
 
 
-def load_items(
+def load_utterances(
     data: str | Path,
     splits: Sequence[str],
     fps: int,
-    copies: int,
-    seed: int,
     limit: int | None = None,
     synthetic_stride: int = 1,
-) -> list[_Item]:
-    """Corpus utterances of ``splits`` as training items (features computed here).
-
-    ``synthetic_stride`` keeps every k-th utterance of the synthetic ``train`` split (shards are
-    grouped by TTS engine, so a stride samples every engine where ``limit`` would not); the real
-    splits are always used whole."""
+) -> list[Utterance]:
+    """Corpus utterances of ``splits``. ``synthetic_stride`` keeps every k-th utterance of the
+    synthetic ``train`` split (shards are grouped by TTS engine, so a stride samples every engine
+    where ``limit`` would not); the other splits are used whole (up to ``limit``)."""
     if synthetic_stride < 1:
         raise ConfigError(f"synthetic_stride must be >= 1, got {synthetic_stride}")
-    from emostream.engine.features import features_for
     from emostream.training.corpus import load_corpus
 
-    aug: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
-    try:
-        import emostream.training.augment as augment_module
-
-        aug = augment_module.augment
-    except ImportError:  # the corpus issue's augmentation module is not in this tree yet
-        log.warning("emostream.training.augment is unavailable: training on clean audio + silence pads")
-
-    rng = np.random.default_rng(seed)
     utts: list[Utterance] = []
     for split in splits:
         stride = synthetic_stride if split == "train" else 1
@@ -477,4 +599,53 @@ def load_items(
             if u.fps != fps:
                 raise InputError(f"utterance {u.uid} is at {u.fps} fps, training asks for {fps}", data)
             utts.append(u)
-    return prepare_items(utts, lambda a, f: features_for(a, f), aug, copies, rng)
+    return utts
+
+
+def hold_out_real(utts: Sequence[Utterance], every: int) -> tuple[list[Utterance], list[Utterance]]:
+    """(train, held out): every ``every``-th real utterance (``train_real``) is held out as a
+    real-speech validation set for checkpoint reading and gate calibration; 0 holds out none."""
+    if every < 0 or every == 1:
+        raise ConfigError(f"real_val_every must be 0 (none) or >= 2, got {every}")
+    if every == 0:
+        return list(utts), []
+    train_utts: list[Utterance] = []
+    held: list[Utterance] = []
+    k = 0
+    for u in utts:
+        if u.split == "train_real":
+            (held if k % every == every - 1 else train_utts).append(u)
+            k += 1
+        else:
+            train_utts.append(u)
+    return train_utts, held
+
+
+def items_for(
+    utts: Sequence[Utterance], copies: int, seed: int, real_copies: int | None = None
+) -> list[_Item]:
+    """Training items of ``utts`` (features computed here, corpus augmentation when available)."""
+    from emostream.engine.features import features_for
+
+    aug: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    try:
+        import emostream.training.augment as augment_module
+
+        aug = augment_module.augment
+    except ImportError:  # the corpus issue's augmentation module is not in this tree yet
+        log.warning("emostream.training.augment is unavailable: training on clean audio + silence pads")
+    rng = np.random.default_rng(seed)
+    return prepare_items(utts, lambda a, f: features_for(a, f), aug, copies, rng, real_copies=real_copies)
+
+
+def load_items(
+    data: str | Path,
+    splits: Sequence[str],
+    fps: int,
+    copies: int,
+    seed: int,
+    limit: int | None = None,
+    synthetic_stride: int = 1,
+) -> list[_Item]:
+    """Corpus utterances of ``splits`` as training items (``load_utterances`` + ``items_for``)."""
+    return items_for(load_utterances(data, splits, fps, limit, synthetic_stride), copies, seed)
