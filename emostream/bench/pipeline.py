@@ -205,8 +205,11 @@ def stage_times(engine: Engine, cfg: BenchConfig) -> tuple[dict[str, float | Non
 
 def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> tuple[float, float]:
     """(median CPU ms, median wall ms) per frame to encode ``frames`` (as WebRTC/mp4 would:
-    realtime settings; the encoder's own threads count in the CPU time)."""
+    realtime settings at the server's pinned bitrate — libvpx's 256 kbit/s default makes it
+    thrash at 512²; the encoder's own threads count in the CPU time)."""
     import av
+
+    from emostream.streaming.webrtc.codecs import VideoPolicy
 
     ctx: Any = av.CodecContext.create(codec, "w")
     ctx.width, ctx.height = frames.shape[2], frames.shape[1]
@@ -215,6 +218,7 @@ def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> tuple[float, float]:
 
     ctx.time_base = Fraction(1, fps)
     ctx.framerate = Fraction(fps, 1)
+    ctx.bit_rate = VideoPolicy(width=ctx.width, height=ctx.height, fps=fps).target_bitrate()
     ctx.options = (
         {"deadline": "realtime", "cpu-used": "8"}
         if codec == "libvpx"
