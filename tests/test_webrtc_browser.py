@@ -32,9 +32,6 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 OUT = Path("out/webrtc")
-#: Chromium's audio jitter buffer starts large and its A/V sync converges in steps over 10-20 s
-#: (slower on a loaded machine); sync is judged on the last flashes, all offsets are reported.
-JUDGE_LAST = 5
 
 
 @pytest.fixture(autouse=True)
@@ -65,25 +62,12 @@ async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
     report = reports[0]
     _write("report_browser_sync.json", report)
     assert report["state"] == "connected", report.get("error")
-    video = analysis.video_summary(report)
-    audio = analysis.audio_summary(report)
-    latency = analysis.frame_latency(report, peer_logs[0])
-    offsets = analysis.av_offsets(report)
-    steady = offsets[-JUDGE_LAST:]
-    figures = {
-        "video": video,
-        "audio": audio,
-        "latency": latency,
-        "av_offset_ms_all": offsets.round(1).tolist(),
-        "av_offset_ms_last": {
-            "median": float(np.median(steady)),
-            "min": float(steady.min()),
-            "max": float(steady.max()),
-        },
-        "server": peer_stats[0],
-        "mic_pushed_s": sessions[0].pushed_samples / 16000,
-        "user_agent": report["userAgent"],
-    }
+    figures, offsets = analysis.sync_figures(report, peer_logs[0])
+    figures.update(
+        server=peer_stats[0], mic_pushed_s=sessions[0].pushed_samples / 16000, user_agent=report["userAgent"]
+    )
+    video, audio, latency = figures["video"], figures["audio"], figures["latency"]
+    steady = offsets[-analysis.JUDGE_LAST :]
     _write("browser_sync.json", figures)
     print(json.dumps(figures, indent=1, default=float))
 

@@ -46,9 +46,6 @@ OUT = Path("out/webrtc")
 #: browser's start-up competes with the first frames (a 0.3-0.6 s stall in the first 1.5 s).
 SECONDS = 27
 WARMUP = 3
-#: As in the Chromium test: the audio jitter buffer starts large and A/V sync converges over
-#: the first seconds; sync is judged on the last flashes, all offsets are reported.
-JUDGE_LAST = 5
 #: Fresh-browser retries after a frozen page (see _retry_if_frozen).
 FROZEN_RETRIES = 2
 T = TypeVar("T")
@@ -105,26 +102,12 @@ async def test_firefox_streams_speech_and_receives_avatar() -> None:
     _write("report_firefox_sync.json", report)
     assert report["state"] == "connected", report.get("error")
     assert report["frameCallback"], "requestVideoFrameCallback (Firefox >= 132)"
-    video = analysis.video_summary(report)
-    audio = analysis.audio_summary(report)
-    latency = analysis.frame_latency(report, peer_logs[0])
-    offsets = analysis.av_offsets(report)
-    steady = offsets[-JUDGE_LAST:]
+    figures, offsets = analysis.sync_figures(report, peer_logs[0])
     figures = {
         "browser": firefox_version(),
         "frozen_pages_retried": frozen,
         "user_agent": report["userAgent"],
-        "video": video,
-        "audio": audio,
-        "latency": latency,
-        "av_offset_ms_all": offsets.round(1).tolist(),
-        "av_offset_ms_last": {
-            "median": float(np.median(steady)),
-            "min": float(steady.min()),
-            "max": float(steady.max()),
-        }
-        if steady.size
-        else None,
+        **figures,
         "page_frame_latency_ms": report.get("pageFrameLatencyMs"),
         "rtt_ms": report.get("rttMs"),
         "server": peer_stats[0],
@@ -133,6 +116,8 @@ async def test_firefox_streams_speech_and_receives_avatar() -> None:
         "mic_file": report.get("micFile"),
         "audio_context": report.get("audioContext"),
     }
+    video, audio, latency = figures["video"], figures["audio"], figures["latency"]
+    steady = offsets[-analysis.JUDGE_LAST :]
     _write("firefox_sync.json", figures)
     print(json.dumps(figures, indent=1, default=float))
 

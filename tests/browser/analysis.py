@@ -161,6 +161,33 @@ def av_offsets(report: dict[str, Any], *, skip_s: float = 0.0) -> np.ndarray:
     return np.array(out)
 
 
+#: Chromium's and Firefox's audio jitter buffers start large and A/V sync converges over the
+#: first seconds (slower on a loaded machine): sync is judged on the last flashes.
+JUDGE_LAST = 5
+
+
+def sync_figures(report: dict[str, Any], send_log: Sequence[Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """The transport figures of a sync-pattern run (flash + beep once a second): video, audio,
+    server-send → display latency, every A/V offset and a summary of the last ``JUDGE_LAST``.
+    Returns (figures, offsets in ms)."""
+    offsets = av_offsets(report)
+    steady = offsets[-JUDGE_LAST:]
+    figures = {
+        "video": video_summary(report),
+        "audio": audio_summary(report),
+        "latency": frame_latency(report, send_log),
+        "av_offset_ms_all": offsets.round(1).tolist(),
+        "av_offset_ms_last": {
+            "median": float(np.median(steady)),
+            "min": float(steady.min()),
+            "max": float(steady.max()),
+        }
+        if steady.size
+        else None,
+    }
+    return figures, offsets
+
+
 def mouth_speech_correlation(report: dict[str, Any], *, max_lag_ms: float = 200.0) -> dict[str, float]:
     """Correlation of mouth openness (darkness of 32x32 grey crops of the mouth in the
     presented frames) with the received audio's envelope (RMS over the 40 ms before each
