@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from browser import analysis
 from browser.fakes import SyncPatternSession
-from browser.harness import Browser, BrowserRun, chromium_available, speech_wav
+from browser.harness import Browser, BrowserRun, chromium_available, out_path, speech_wav, write_json
 
 from emostream.arkit import EmotionStyle
 from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
@@ -31,17 +31,6 @@ pytestmark = [
     pytest.mark.skipif(not chromium_available(), reason="needs Debian chromium (scripts/apt-packages.txt)"),
     pytest.mark.timeout(120),
 ]
-OUT = Path("out/webrtc")
-
-
-@pytest.fixture(autouse=True)
-def _out_dir() -> None:
-    """Reports and screenshots land in out/webrtc, which a fresh clone does not have."""
-    OUT.mkdir(parents=True, exist_ok=True)
-
-
-def _write(name: str, data: dict) -> None:
-    (OUT / name).write_text(json.dumps(data, indent=2, default=float))
 
 
 async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
@@ -60,7 +49,7 @@ async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
         peer_logs = [list(p.video.send_times) for p in server.peers.values()]
         peer_stats = [p.stats() for p in server.peers.values()]
     report = reports[0]
-    _write("report_browser_sync.json", report)
+    write_json("report_browser_sync.json", report)
     assert report["state"] == "connected", report.get("error")
     figures, offsets = analysis.sync_figures(report, peer_logs[0])
     figures.update(
@@ -68,7 +57,7 @@ async def test_browser_sync_pattern_av_offset_latency_freezes() -> None:
     )
     video, audio, latency = figures["video"], figures["audio"], figures["latency"]
     steady = offsets[-analysis.JUDGE_LAST :]
-    _write("browser_sync.json", figures)
+    write_json("browser_sync.json", figures)
     print(json.dumps(figures, indent=1, default=float))
 
     assert video["frames_decoded"] >= 24 * 25 * 0.8
@@ -152,9 +141,9 @@ async def _speak_and_measure(
         peer_stats = [p.stats() for p in server.peers.values()]
         # The page keeps streaming after its report; a screenshot during the measurement would
         # cost CPU inside it.
-        await run.screenshot(OUT / shot)
+        await run.screenshot(out_path(shot))
     report = reports[0]
-    _write(f"report_{name}", report)
+    write_json(f"report_{name}", report)
     assert report["state"] == "connected", report.get("error")
     video = analysis.video_summary(report)
     audio = analysis.audio_summary(report)
@@ -167,7 +156,7 @@ async def _speak_and_measure(
         "page_frame_latency_ms": report.get("pageFrameLatencyMs"),
         "server": peer_stats[0],
     }
-    _write(name, figures)
+    write_json(name, figures)
     print(json.dumps(figures, indent=1, default=float))
     assert video["frames_decoded"] >= 16 * 25 * 0.7
     assert audio["tap_max_rms"] > 0.05, "the avatar's audio (the delayed speech) was heard"

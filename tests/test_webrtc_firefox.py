@@ -23,7 +23,15 @@ import numpy as np
 import pytest
 from browser import analysis
 from browser.fakes import SyncPatternSession
-from browser.harness import BrowserRun, PageFrozen, firefox_available, firefox_version, speech_wav
+from browser.harness import (
+    BrowserRun,
+    PageFrozen,
+    firefox_available,
+    firefox_version,
+    out_path,
+    speech_wav,
+    write_json,
+)
 from browser.pulse import pulseaudio_available
 
 from emostream.arkit import EmotionStyle
@@ -41,7 +49,6 @@ pytestmark = [
     ),
     pytest.mark.timeout(200),
 ]
-OUT = Path("out/webrtc")
 #: The measured window, after WARMUP seconds of streaming: on this 2-core machine the
 #: browser's start-up competes with the first frames (a 0.3-0.6 s stall in the first 1.5 s).
 SECONDS = 27
@@ -49,15 +56,6 @@ WARMUP = 3
 #: Fresh-browser retries after a frozen page (see _retry_if_frozen).
 FROZEN_RETRIES = 2
 T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def _out_dir() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-
-
-def _write(name: str, data: dict) -> None:
-    (OUT / name).write_text(json.dumps(data, indent=2, default=float))
 
 
 async def _retry_if_frozen(attempt: Callable[[], Awaitable[T]]) -> tuple[T, int]:
@@ -94,12 +92,12 @@ async def test_firefox_streams_speech_and_receives_avatar() -> None:
             peer_logs = [list(p.video.send_times) for p in server.peers.values()]
             peer_stats = [p.stats() for p in server.peers.values()]
             # After the measurement: a screenshot costs CPU that would show as a freeze.
-            await run.screenshot(OUT / "page_in_use_firefox_sync.png")
+            await run.screenshot(out_path("page_in_use_firefox_sync.png"))
         return reports, peer_logs, peer_stats
 
     (reports, peer_logs, peer_stats), frozen = await _retry_if_frozen(attempt)
     report = reports[0]
-    _write("report_firefox_sync.json", report)
+    write_json("report_firefox_sync.json", report)
     assert report["state"] == "connected", report.get("error")
     assert report["frameCallback"], "requestVideoFrameCallback (Firefox >= 132)"
     figures, offsets = analysis.sync_figures(report, peer_logs[0])
@@ -118,7 +116,7 @@ async def test_firefox_streams_speech_and_receives_avatar() -> None:
     }
     video, audio, latency = figures["video"], figures["audio"], figures["latency"]
     steady = offsets[-analysis.JUDGE_LAST :]
-    _write("firefox_sync.json", figures)
+    write_json("firefox_sync.json", figures)
     print(json.dumps(figures, indent=1, default=float))
 
     assert video["frames_decoded"] >= SECONDS * 25 * 0.8
@@ -193,7 +191,7 @@ async def test_firefox_without_video_frame_callback_counts_video_frames() -> Non
             return (await run.wait_reports(timeout=seconds + 40))[0]
 
     report, _ = await _retry_if_frozen(attempt)
-    _write("report_firefox_no_rvfc.json", report)
+    write_json("report_firefox_no_rvfc.json", report)
     assert report["state"] == "connected", report.get("error")
     assert report["frameCallback"] is False
     assert report["frameClock"] == "mozPaintedFrames"

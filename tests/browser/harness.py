@@ -71,6 +71,20 @@ FIREFOX_PREFS: dict[str, bool | int | str] = {
 }
 
 
+#: Where the browser tests leave their reports, figures and screenshots (a fresh clone has no out/).
+OUT_DIR = Path("out/webrtc")
+
+
+def out_path(name: str) -> Path:
+    """``OUT_DIR / name``, creating the folder."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    return OUT_DIR / name
+
+
+def write_json(name: str, data: dict[str, Any]) -> None:
+    out_path(name).write_text(json.dumps(data, indent=2, default=float))
+
+
 def chromium_available() -> bool:
     return Path(CHROMIUM).exists()
 
