@@ -31,11 +31,13 @@ def _engine(refiner: LipRefiner | None) -> MotionEngine:
     return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, refiner=refiner)
 
 
-@pytest.fixture(scope="module")
-def refiner() -> LipRefiner:
+@pytest.fixture(scope="module", params=[False, True], ids=["audio", "audio+prior"])
+def refiner(request) -> LipRefiner:
+    """Without and with EmoDiff's mouth as a prior input (read when EmoDiff emits the frame)."""
     torch.manual_seed(1)
     return LipRefiner(Net(LipRefinerConfig(feature_dim=FDIM, hidden=16, lstm_layers=1, style_dim=8,
-                                           cnn_channels=8, head_hidden=16)))  # fmt: skip
+                                           cnn_channels=8, head_hidden=16,
+                                           prior_input=request.param)))  # fmt: skip
 
 
 def _run(eng: MotionEngine, f: np.ndarray, sizes: list[int]) -> np.ndarray:
@@ -52,7 +54,7 @@ def _run(eng: MotionEngine, f: np.ndarray, sizes: list[int]) -> np.ndarray:
 def test_refiner_on_off_same_frames_only_mouth_differs(refiner):
     f = np.random.default_rng(2).standard_normal((47, FDIM)).astype(np.float32)
     off_eng, on_eng = _engine(None), _engine(refiner)
-    # the refiner runs in parallel with EmoDiff: its look-ahead (2) <= EmoDiff's (2) adds nothing
+    # the refiner needs features up to i + 2 for frame i, which EmoDiff (look-ahead 2) already waited for
     assert on_eng.latency_frames == off_eng.latency_frames == 5
     off = _run(off_eng, f, [47])
     on = _run(on_eng, f, [47])
@@ -67,7 +69,7 @@ def test_refiner_on_off_same_frames_only_mouth_differs(refiner):
 
 
 @pytest.mark.parametrize("lip_lookahead", [0, 2, 4, 6])
-def test_refiner_in_parallel_adds_no_latency_up_to_emodiff_lookahead(lip_lookahead):
+def test_refiner_adds_no_latency_up_to_emodiff_lookahead(lip_lookahead):
     """Frames come out as soon as both EmoDiff's motion and the refined mouth exist; every frame
     is out once ``latency_frames - 1`` later features are in, and never later than that."""
     torch.manual_seed(1)

@@ -20,19 +20,20 @@ F = 24
 T = 90
 
 
-def _net(lookahead: int = 2, seed: int = 0) -> Net:
+def _net(lookahead: int = 2, seed: int = 0, prior: bool = False) -> Net:
     torch.manual_seed(seed)
     net = Net(LipRefinerConfig(feature_dim=F, hidden=32, lstm_layers=2, style_dim=8, cnn_channels=16,
-                               head_hidden=32, lookahead_frames=lookahead))  # fmt: skip
+                               head_hidden=32, lookahead_frames=lookahead, prior_input=prior))  # fmt: skip
     with torch.no_grad():  # non-trivial normalisation buffers
         net.feat_mean.uniform_(-0.5, 0.5)
         net.feat_std.uniform_(0.5, 2.0)
     return net.eval()
 
 
-@pytest.fixture(scope="module")
-def refiner() -> LipRefiner:
-    return LipRefiner(_net())
+@pytest.fixture(scope="module", params=[False, True], ids=["audio", "audio+prior"])
+def refiner(request) -> LipRefiner:
+    """The refiner without and with EmoDiff's mouth as a prior input: the stream logic is shared."""
+    return LipRefiner(_net(prior=request.param))
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,10 @@ def test_output_lags_by_lookahead_and_matches_batch_forward(refiner, data):
     net = refiner._backend.net
     style = torch.from_numpy(refiner.label_style(EmotionStyle()))[None]
     padded = np.concatenate([feats, np.repeat(feats[-1:], 2, axis=0)])
+    # the prior as training aligns it: step s gets EmoDiff's mouth of frame s - 2, zeros before
+    prior = np.concatenate([np.zeros((2, 27), np.float32), motion[:, MOUTH_SLICE]])
     with torch.no_grad():
-        y, _ = net(torch.from_numpy(padded)[None], style)
+        y, _ = net(torch.from_numpy(padded)[None], style, prior=torch.from_numpy(prior)[None])
     ref = y[0, 2:].clamp(0, 1).numpy()
     got = refiner.refine(feats, motion, "neutral")[:, MOUTH_SLICE]
     np.testing.assert_allclose(got, ref, atol=1e-5)
@@ -139,8 +142,9 @@ def test_bad_input_shapes(refiner, data):
         refiner.new_stream(np.zeros((10, 52), np.float32))
 
 
-def test_onnx_matches_torch(data):
-    net = _net()
+@pytest.mark.parametrize("prior", [False, True])
+def test_onnx_matches_torch(data, prior):
+    net = _net(prior=prior)
     t, o = LipRefiner(net), LipRefiner(net, backend="onnx")
     feats, motion = data
     ref = np.random.default_rng(4).random((40, MOTION_DIM)).astype(np.float32)
@@ -217,8 +221,8 @@ def test_gate_calibration_moves_only_mouth_close_towards_closed(data):
 
 
 def test_split_api_steps_ahead_of_the_motion(refiner, data, whole):
-    """step() queues mouths as features arrive (no motion needed), apply() pairs them with the
-    motion later, finish() pads the look-ahead: the same frames as push/flush, bit for bit."""
+    """step() takes features as they arrive and says how many frames are ready, apply() refines
+    EmoDiff's frames later, finish() pads the look-ahead: the same frames as push/flush."""
     feats, motion = data
     s = refiner.new_stream(EmotionStyle("happy", 0.7))
     assert s.step(feats[:10]) == 8 == s.mouths_ready  # lookahead 2: frames 0..7 have their mouth
@@ -231,3 +235,32 @@ def test_split_api_steps_ahead_of_the_motion(refiner, data, whole):
     assert np.array_equal(np.concatenate(out), whole)
     with pytest.raises(InputError, match="0 mouths ready, asked for 1"):
         s.apply(motion[:1])
+
+
+def test_prior_is_read_causally_for_its_own_frame(data):
+    """With a prior input, EmoDiff's mouth of frame k changes the refined mouth from frame k on
+    and never before; without one the refiner ignores it."""
+    feats, motion = data
+    bumped = motion.copy()
+    bumped[40, MOUTH_SLICE] += 0.5
+    with_prior = LipRefiner(_net(prior=True))
+    a, b = with_prior.refine(feats, motion), with_prior.refine(feats, bumped)
+    assert np.array_equal(a[:40], b[:40])
+    assert not np.allclose(a[40, MOUTH_SLICE], b[40, MOUTH_SLICE])
+    audio_only = LipRefiner(_net())
+    assert np.array_equal(audio_only.refine(feats, motion), audio_only.refine(feats, bumped))
+
+
+def test_short_segment_and_new_features_after_finish(refiner, data):
+    """A segment shorter than the look-ahead still gives all its frames; features of a new segment
+    may only come once the finished one is applied."""
+    feats, motion = data
+    s = refiner.new_stream()
+    assert s.step(feats[:1]) == 0
+    assert s.finish() == 1
+    with pytest.raises(InputError, match="apply the finished segment"):
+        s.step(feats[1:2])
+    one = s.apply(motion[:1])
+    assert one.shape == (1, MOTION_DIM)
+    assert np.array_equal(one, refiner.refine(feats[:1], motion[:1]))
+    assert s.finish() == 0 and s.step(feats[:3]) == 1  # a fresh segment

@@ -74,6 +74,22 @@ def register(app: typer.Typer) -> None:
             help="After training, pick the closure-gate calibration on the validation sets and write "
             "the calibrated copy to this checkpoint path.",
         ),
+        prior_input: bool = typer.Option(
+            False,
+            "--prior-input/--no-prior-input",
+            help="Also feed EmoDiff's mouth of each frame to the refiner (it predicts a residual).",
+        ),
+        prior_motion: Path | None = typer.Option(
+            None, "--prior-motion", help="EmoDiff checkpoint generating the priors (default: shipped)."
+        ),
+        prior_steps: int | None = typer.Option(
+            None, "--prior-steps", help="Sampler steps of the prior EmoDiff (default: its own)."
+        ),
+        items_cache: Path | None = typer.Option(
+            None,
+            "--items-cache",
+            help="Pickle of the prepared features (and priors): reused when the data options match.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Train the lip refiner; re-running the same command resumes from OUT's checkpoint."""
@@ -84,9 +100,13 @@ def register(app: typer.Typer) -> None:
             TRAIN_SPLITS,
             VAL_SPLIT,
             TrainLipConfig,
+            add_priors,
+            emodiff_prior_generator,
             hold_out_real,
             items_for,
+            load_items_cache,
             load_utterances,
+            save_items_cache,
             train,
         )
 
@@ -98,15 +118,31 @@ def register(app: typer.Typer) -> None:
             device=device, ckpt_every=ckpt_every, eval_every=ckpt_every, gate_weight=gate_weight,
             bilabial_weight=bilabial_weight, real_share=real_share, rest_weight=rest_weight,
             feat_aug_prob=feat_aug_prob,
-            model={"lookahead_frames": lookahead, "hidden": hidden, "lstm_layers": layers, "fps": fps},
+            model={"lookahead_frames": lookahead, "hidden": hidden, "lstm_layers": layers, "fps": fps,
+                   "prior_input": prior_input},
         )  # fmt: skip
         t_prep = time.perf_counter()
         train_utts, real_val_utts = hold_out_real(
             load_utterances(data, TRAIN_SPLITS, fps, limit, synthetic_stride), real_val_every
         )
-        train_items = items_for(train_utts, augment_copies, seed, real_augment_copies)
-        real_val_items = items_for(real_val_utts, 0, seed)
-        val_items = items_for(load_utterances(data, (VAL_SPLIT,), fps, limit), 0, seed)
+        key = {
+            "data": str(Path(data).resolve()), "fps": fps, "limit": limit, "stride": synthetic_stride,
+            "copies": augment_copies, "real_copies": real_augment_copies, "real_val_every": real_val_every,
+            "seed": seed, "prior": [str(prior_motion), prior_steps] if prior_input else None,
+        }  # fmt: skip
+        cached = load_items_cache(items_cache, key) if items_cache is not None else None
+        if cached is not None:
+            train_items, real_val_items, val_items = cached
+        else:
+            train_items = items_for(train_utts, augment_copies, seed, real_augment_copies)
+            real_val_items = items_for(real_val_utts, 0, seed)
+            val_items = items_for(load_utterances(data, (VAL_SPLIT,), fps, limit), 0, seed)
+            if prior_input:
+                gen = emodiff_prior_generator(prior_motion, prior_steps, fps)
+                for its in (train_items, real_val_items, val_items):
+                    add_priors(its, gen, seed, progress)
+            if items_cache is not None:
+                save_items_cache(items_cache, key, (train_items, real_val_items, val_items))
         if not val_items:
             val_items = train_items[: cfg.max_val]
         meta = {
@@ -116,6 +152,9 @@ def register(app: typer.Typer) -> None:
             "val_utterances": len(val_items),
             "real_val_utterances": [u.uid for u in real_val_utts],
             "prep_seconds": round(time.perf_counter() - t_prep, 1),
+            "prior": {"motion": str(prior_motion or "default"), "steps": prior_steps}
+            if prior_input
+            else None,
         }
         result = train(
             cfg, train_items, val_items, out, meta=meta, progress=progress, real_val_items=real_val_items

@@ -5,15 +5,16 @@
 the LSTM state across chunks. Frames are processed one at a time, so the output is bit-identical
 for any chunking of the same input.
 
-Contract. The refiner needs only the audio features and the style, never the motion it refines,
-so the live path runs it in parallel with EmoDiff (the MotionEngine's refiner hook):
-``stream.step(features float32[n, F]) -> int`` steps the network as soon as features arrive and
-queues the refined mouths by frame; ``stream.apply(motion float32[k, 55])`` takes the next ``k``
-queued mouths and returns the motion frames with ``MOUTH_SLICE`` replaced by them (clamped to
-[0, 1]; every other value passed through bit-exact). The network hears ``lookahead_frames``
-frames ahead, so the mouth of frame ``i`` is queued once features ``<= i + lookahead_frames``
-are in; ``finish()`` at the end of a segment queues the mouths of the last frames (padding the
-audio by repeating its last feature frame, as in training) and resets the LSTM state.
+Contract (the MotionEngine's refiner hook): ``stream.step(features float32[n, F]) -> int`` takes
+the features as they arrive and returns how many frames' mouths can now be made: the network hears
+``lookahead_frames`` frames ahead, so frame ``i`` is ready once features ``<= i + lookahead_frames``
+are in. ``stream.apply(motion float32[k, 55])`` takes EmoDiff's next ``k`` frames and returns them
+with ``MOUTH_SLICE`` replaced by the refined mouth (clamped to [0, 1]; every other value passed
+through bit-exact). The network steps frame by frame inside ``apply``, because a refiner with a
+prior input (``LipRefinerConfig.prior_input``) also reads EmoDiff's mouth of the frame it refines;
+EmoDiff emits frame ``i`` only after features ``i + lookahead`` anyway, so this adds no latency.
+``finish()`` at the end of a segment makes the last frames ready (the audio padded by repeating
+its last feature frame, as in training); the LSTM state is reset once they are applied.
 
 ``stream.push(features, motion) -> float32[m, 55]`` (offline use: eval, tests) is built on these:
 the frames whose mouth is ready (``m = n`` once the first ``lookahead_frames`` frames are in);
@@ -63,8 +64,11 @@ class _Backend(Protocol):
 
     def initial_state(self) -> Any: ...
 
-    def step(self, feature: np.ndarray, style: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        """feature float32[1, F], style float32[1, D] → (mouth float32[M], new state)."""
+    def step(
+        self, feature: np.ndarray, style: np.ndarray, state: Any, prior: np.ndarray
+    ) -> tuple[np.ndarray, Any]:
+        """feature float32[1, F], style float32[1, D], prior float32[1, M] (ignored without a prior
+        input) → (mouth float32[M], new state)."""
         ...
 
     def encode_clip(self, clip: np.ndarray) -> np.ndarray:
@@ -83,11 +87,16 @@ class _TorchBackend:
 
     @torch.inference_mode()
     def step(
-        self, feature: np.ndarray, style: np.ndarray, state: tuple[torch.Tensor, torch.Tensor]
+        self,
+        feature: np.ndarray,
+        style: np.ndarray,
+        state: tuple[torch.Tensor, torch.Tensor],
+        prior: np.ndarray,
     ) -> tuple[np.ndarray, tuple[torch.Tensor, torch.Tensor]]:
         x = torch.from_numpy(feature).to(self.device)
         s = torch.from_numpy(style).to(self.device)
-        y, h, c = self.net.step(x, s, state[0], state[1])
+        p = torch.from_numpy(prior).to(self.device) if self.net.cfg.prior_input else None
+        y, h, c = self.net.step(x, s, state[0], state[1], p)
         return y[0].cpu().numpy(), (h, c)
 
     @torch.inference_mode()
@@ -99,18 +108,22 @@ class _TorchBackend:
 def export_onnx(net: LipRefinerNet, step_path: str | Path, clip_path: str | Path) -> None:
     """Export the streaming step and the reference-clip encoder as two ONNX graphs (opset 17).
 
-    step: feature[1, F], style[1, D], h[L, 1, H], c[L, 1, H] → mouth[1, M], h_out, c_out
+    step: feature[1, F], style[1, D], h[L, 1, H], c[L, 1, H] (+ prior[1, M]) → mouth[1, M], h_out, c_out
     clip: clip[1, T_ref, 28] → style[1, D]  (T_ref dynamic)
     """
     cfg = net.cfg
     net = net.cpu().eval()
     h, c = net.initial_state(1)
-    args = (torch.zeros(1, cfg.feature_dim), torch.zeros(1, cfg.style_dim), h, c)
+    args: tuple[torch.Tensor, ...] = (torch.zeros(1, cfg.feature_dim), torch.zeros(1, cfg.style_dim), h, c)
+    names = ["feature", "style", "h", "c"]
+    if cfg.prior_input:
+        args += (torch.zeros(1, cfg.mouth_dim),)
+        names.append("prior")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer chatter about the legacy exporter
         torch.onnx.export(
             StepGraph(net), args, step_path, dynamo=False, opset_version=17,
-            input_names=["feature", "style", "h", "c"], output_names=["mouth", "h_out", "c_out"],
+            input_names=names, output_names=["mouth", "h_out", "c_out"],
         )  # fmt: skip
         torch.onnx.export(
             ClipGraph(net), (torch.zeros(1, 16, cfg.clip_dim),), clip_path, dynamo=False,
@@ -145,9 +158,16 @@ class _OnnxBackend:
         return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
 
     def step(
-        self, feature: np.ndarray, style: np.ndarray, state: tuple[np.ndarray, np.ndarray]
+        self,
+        feature: np.ndarray,
+        style: np.ndarray,
+        state: tuple[np.ndarray, np.ndarray],
+        prior: np.ndarray,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        y, h, c = self.step_sess.run(None, {"feature": feature, "style": style, "h": state[0], "c": state[1]})
+        feeds = {"feature": feature, "style": style, "h": state[0], "c": state[1]}
+        if self.cfg.prior_input:
+            feeds["prior"] = prior
+        y, h, c = self.step_sess.run(None, feeds)
         return y[0], (h, c)
 
     def encode_clip(self, clip: np.ndarray) -> np.ndarray:
@@ -265,11 +285,12 @@ class LipStream:
 
     def _reset(self) -> None:
         self._state = self._b.initial_state()
-        self._mouths: deque[np.ndarray] = deque()  # refined mouths (raw) of the next frames, in order
+        self._feats: deque[np.ndarray] = deque()  # features not stepped yet, in order
         self._pending: deque[np.ndarray] = deque()  # push(): motion frames waiting for their mouth
-        self._seen = 0  # feature frames stepped since the last reset (padding excluded)
+        self._seen = 0  # feature frames received since the last reset (padding excluded)
         self._made = 0  # mouths produced since the last reset
         self._stepped = 0  # network steps since the last reset (padding included)
+        self._finished = False  # finish() called: the segment's last frames may be padded
         self._last_feature: np.ndarray | None = None
 
     # -- style -------------------------------------------------------------------------
@@ -293,61 +314,89 @@ class LipStream:
         return (self._style_from + a * (self._style_to - self._style_from)).astype(np.float32)
 
     # -- data: split API (live path) --------------------------------------------------
-    def _step(self, feature: np.ndarray) -> None:
+    def _step(self, feature: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """One network step (feature of frame ``_stepped``, prior of frame ``_stepped - L``)."""
         style = self._current_style()
         if self._blend_pos < STYLE_BLEND_FRAMES:
             self._blend_pos += 1
-        mouth, self._state = self._b.step(feature[None], style[None], self._state)
-        if self._stepped >= self.lookahead_frames:  # the mouth of frame stepped - lookahead
-            self._mouths.append(mouth)
-            self._made += 1
+        mouth, self._state = self._b.step(feature[None], style[None], self._state, prior[None])
         self._stepped += 1
+        return mouth
+
+    def _next_feature(self) -> np.ndarray:
+        if self._feats:
+            return self._feats.popleft()
+        assert self._finished and self._last_feature is not None  # padding past the segment's end
+        return self._last_feature
 
     def step(self, features: np.ndarray) -> int:
-        """Step the network on features float32[n, F]; returns the number of mouths queued."""
+        """Take features float32[n, F]; returns the number of frames whose mouth is ready."""
         features = np.asarray(features)
         f = self._r.feature_dim
         if features.ndim != 2 or features.shape[1] != f:
             raise InputError(f"lip refiner features must be float32[n, {f}], got {features.shape}")
+        if self._finished and features.shape[0]:
+            raise InputError("lip refiner: apply the finished segment's frames before new features")
         features = np.ascontiguousarray(features, dtype=np.float32)
+        no_prior = self._zero_prior
         for i in range(features.shape[0]):
-            self._step(features[i])
+            if self._stepped < self.lookahead_frames:  # steps before frame 0: no prior frame yet
+                self._step(features[i], no_prior)
+            else:
+                self._feats.append(features[i])
             self._seen += 1
         if features.shape[0]:
             self._last_feature = features[-1].copy()
-        return len(self._mouths)
+        return self.mouths_ready
 
     def finish(self) -> int:
-        """End of segment: queue the mouths of the frames still waiting for their look-ahead
-        (the audio padded by repeating its last feature frame), then reset the LSTM state (the
-        queued mouths are kept). Returns the number of mouths queued."""
-        if self._last_feature is not None:
-            while self._made < self._seen:
-                self._step(self._last_feature)
-        mouths = self._mouths
+        """End of segment: the frames still waiting for their look-ahead become ready (the audio
+        padded by repeating its last feature frame); the LSTM state is reset once they are
+        applied. Returns the number of mouths ready."""
+        if self._made == self._seen:
+            self._reset_keep_style()
+            return 0
+        self._finished = True
+        while self._stepped < self.lookahead_frames:  # a segment shorter than the look-ahead
+            self._step(self._next_feature(), self._zero_prior)
+        return self.mouths_ready
+
+    @property
+    def _zero_prior(self) -> np.ndarray:
+        return np.zeros(self._r.cfg.mouth_dim, np.float32)
+
+    def _reset_keep_style(self) -> None:
+        pending = self._pending
         self._reset()
-        self._mouths = mouths
-        return len(mouths)
+        self._pending = pending
 
     @property
     def mouths_ready(self) -> int:
-        return len(self._mouths)
+        if self._finished:
+            return self._seen - self._made
+        return max(0, self._seen - self.lookahead_frames - self._made)
 
     def apply(self, motion: np.ndarray) -> np.ndarray:
-        """motion float32[k <= mouths_ready, 55] → the same frames with the next k queued mouths."""
+        """motion float32[k <= mouths_ready, 55] (EmoDiff's next frames) → the same frames with
+        the refined mouth."""
         motion = np.asarray(motion, dtype=np.float32)
         if motion.ndim != 2 or motion.shape[1] != MOTION_DIM:
             raise InputError(f"lip refiner motion must be float32[n, {MOTION_DIM}], got {motion.shape}")
-        if motion.shape[0] > len(self._mouths):
-            raise InputError(f"lip refiner has {len(self._mouths)} mouths ready, asked for {motion.shape[0]}")
+        ready = self.mouths_ready
+        if motion.shape[0] > ready:
+            raise InputError(f"lip refiner has {ready} mouths ready, asked for {motion.shape[0]}")
         out = motion.copy()
         for k in range(motion.shape[0]):
-            out[k, MOUTH_SLICE] = np.clip(self._mouths.popleft(), 0.0, 1.0)
+            prior = np.ascontiguousarray(motion[k, MOUTH_SLICE])
+            out[k, MOUTH_SLICE] = np.clip(self._step(self._next_feature(), prior), 0.0, 1.0)
+            self._made += 1
+        if self._finished and self._made == self._seen:
+            self._reset_keep_style()
         return out
 
     # -- data: motion in, refined motion out (offline use) ----------------------------
     def _take_ready(self) -> np.ndarray:
-        k = min(len(self._pending), len(self._mouths))
+        k = min(len(self._pending), self.mouths_ready)
         if k == 0:
             return np.zeros((0, MOTION_DIM), np.float32)
         return self.apply(np.stack([self._pending.popleft() for _ in range(k)]))
@@ -371,9 +420,7 @@ class LipStream:
 
     def flush(self) -> np.ndarray:
         """End of segment: the held-back frames float32[k <= lookahead, 55]; then a fresh state."""
-        pending = self._pending
         self.finish()
-        self._pending = pending
         out = self._take_ready()
         self._reset()
         return out

@@ -2,10 +2,10 @@
 
 ``MotionEngine.load()`` loads EmoDiff weights once (shared by every session) on a backend chosen
 once; ``engine.new_stream(seed, emotion)`` is cheap and holds one session's sliding window.
-An optional lip refiner (``emostream.engine.lip``) re-predicts the mouth of every frame. It needs
-only the (VAD-gated) features EmoDiff sees, so it steps on them as they arrive, in parallel with
-EmoDiff, and a frame is returned once both its EmoDiff motion and its refined mouth exist: with
-the refiner's look-ahead <= EmoDiff's it adds no latency (``MotionEngine.latency_frames``).
+An optional lip refiner (``emostream.engine.lip``) re-predicts the mouth of every frame from the
+(VAD-gated) features EmoDiff sees (and, with a prior input, EmoDiff's own mouth of that frame); a
+frame is returned once both its EmoDiff motion and the features of its refiner look-ahead exist:
+with the refiner's look-ahead <= EmoDiff's it adds no latency (``MotionEngine.latency_frames``).
 
     engine = MotionEngine.load()                       # default distilled weights, 4 steps
     stream = engine.new_stream(seed=0, emotion=EmotionStyle("happy", 0.8))
@@ -45,8 +45,8 @@ def weights_path(name: str = DEFAULT_WEIGHTS) -> Path:
 
 
 class RefinerStream(Protocol):
-    """The refiner's split streaming API (``emostream.engine.lip.LipStream``): it steps on the
-    features as they arrive (in parallel with EmoDiff) and queues the mouths by frame."""
+    """The refiner's split streaming API (``emostream.engine.lip.LipStream``): it takes the
+    features as they arrive, says how many frames it can refine, and refines EmoDiff's frames."""
 
     def step(self, features: np.ndarray) -> int: ...
     def finish(self) -> int: ...
@@ -180,8 +180,8 @@ class MotionEngine:
     def latency_frames(self) -> int:
         """Algorithmic latency in frames: frame ``i`` is out once the features of frames
         ``<= i + latency_frames - 1`` are in. EmoDiff needs ``hop + lookahead`` (the first frame
-        of a hop waits for the whole hop and its look-ahead); the lip refiner runs in parallel on
-        the same features and needs ``refiner lookahead + 1`` for its mouth, so with a refiner
+        of a hop waits for the whole hop and its look-ahead); the lip refiner reads the same
+        features and needs ``refiner lookahead + 1`` for its mouth, so with a refiner
         look-ahead <= EmoDiff's it adds nothing."""
         lip = int(getattr(self.refiner, "lookahead_frames", 0)) + 1 if self.refiner is not None else 0
         return max(self.schedule.latency_frames, lip)

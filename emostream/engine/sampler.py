@@ -257,7 +257,7 @@ class WindowSampler:
     # -- input ---------------------------------------------------------------------------------
     def gate(self, features: np.ndarray, vad: np.ndarray | None = None) -> np.ndarray:
         """Check features float32[n, F] and replace the frames with speech probability under 0.5
-        by the silence feature: the features the sampler (and a parallel lip refiner) sees."""
+        by the silence feature: the features the sampler (and the lip refiner) sees."""
         f = np.asarray(features, dtype=np.float32)
         if f.ndim != 2 or f.shape[1] != self.net.feature_dim:
             raise InputError(f"features must be float32[n, {self.net.feature_dim}], got shape {f.shape}")

@@ -27,8 +27,8 @@ Per frame the order is ArkitFrame, AudioFrame, VideoFrame, then SegmentEnd where
 The budget with the shipped stages at 25 fps (``emostream bench`` prints it as
 ``session_latency_ms``): 7.5 ms features look-ahead (the live VAD is causal, see
 ``emostream.engine.vad``) + 160 ms motion (EmoDiff hop 3 + look-ahead 2 = 5 frames, less the
-frame itself; the lip refiner runs in parallel on the same features and its look-ahead of 2
-frames costs nothing) + 40 ms for the frame + 30 ms compute and 20 ms jitter margins (below)
+frame itself; the lip refiner reads the same features and its look-ahead of 2 frames costs
+nothing) + 40 ms for the frame + 30 ms compute and 20 ms jitter margins (below)
 = 257.5 ms. A chunk's audio-to-frame latency is about this delay minus the chunk's length.
 
 Real time (``SessionConfig.realtime=True``, the default): items are paced to the clock; while no

@@ -15,8 +15,16 @@ emotional upper face is kept while the mouth follows the audio tightly.
 - **Head**: a per-frame MLP on [LSTM output, style vector] → 27 mouth values (clamped to [0, 1] by
   the engine, not here, so training sees an unclipped signal) + a lip-closure logit that gates
   mouthClose towards jawOpen (see ``LipRefiner.mouth``), so p/b/m close the lips fully.
+- **Prior** (``prior_input``, optional): EmoDiff's own mouth for the frame being predicted. It is
+  fed to the LSTM beside the audio (step ``s`` gets the features of frame ``s`` and the prior of
+  frame ``s - lookahead_frames``, zeros before the first frame) and to the head, which then predicts
+  a residual on it. EmoDiff sees further ahead (lip rounding spreads backwards over consonants
+  before a rounded vowel) while the refiner hears the lips shut; together they beat either alone.
+  The prior of frame ``i`` is out when EmoDiff emits frame ``i``, which already needs the features
+  of ``i + lookahead_frames``, so the stage adds no latency.
 
-Shapes: B batch, T frames, F = ``feature_dim``, H = ``hidden``, D = ``style_dim``, M = 27.
+Shapes: B batch, T frames, F = ``feature_dim``, H = ``hidden``, D = ``style_dim``, M = 27,
+P = M with ``prior_input`` else 0.
 """
 
 from __future__ import annotations
@@ -68,6 +76,7 @@ class LipRefinerConfig:
     # chosen on held-out synthetic data afterwards (see LipRefiner.mouth).
     gate_scale: float = 1.0
     gate_bias: float = 0.0
+    prior_input: bool = False  # EmoDiff's mouth of the predicted frame is an input (see above)
 
     def __post_init__(self) -> None:
         check_fps(self.fps)
@@ -79,6 +88,11 @@ class LipRefinerConfig:
             raise ConfigError(f"gate_scale must be > 0, got {self.gate_scale}")
         if self.mouth_dim != NUM_MOUTH or self.clip_dim != len(CLIP_CHANNELS):
             raise ConfigError("lip refiner mouth_dim / clip_dim do not match emostream.arkit")
+
+    @property
+    def prior_dim(self) -> int:
+        """P: width of the prior input (0 without one)."""
+        return self.mouth_dim if self.prior_input else 0
 
     @property
     def lookahead_ms(self) -> float:
@@ -133,11 +147,11 @@ class LipRefiner(nn.Module):
         # Feature normalisation, fitted on the training corpus (part of the weights).
         self.register_buffer("feat_mean", torch.zeros(f))
         self.register_buffer("feat_std", torch.ones(f))
-        self.in_proj = nn.Sequential(nn.Linear(f, h), nn.GELU())
+        self.in_proj = nn.Sequential(nn.Linear(f + cfg.prior_dim, h), nn.GELU())
         self.lstm = nn.LSTM(h, h, num_layers=cfg.lstm_layers, batch_first=True)
         self.emotion = EmotionEncoder(cfg)
         self.head = nn.Sequential(
-            nn.Linear(h + cfg.style_dim, cfg.head_hidden),
+            nn.Linear(h + cfg.style_dim + cfg.prior_dim, cfg.head_hidden),
             nn.GELU(),
             nn.Linear(cfg.head_hidden, cfg.mouth_dim + 1),  # + the lip-closure logit
         )
@@ -147,58 +161,94 @@ class LipRefiner(nn.Module):
         shape = (self.cfg.lstm_layers, batch, self.cfg.hidden)
         return torch.zeros(shape), torch.zeros(shape)
 
+    def _inputs(self, features: torch.Tensor, prior: torch.Tensor | None) -> torch.Tensor:
+        """features float[..., F] (+ prior float[..., M]) → the LSTM input float[..., H]."""
+        x = (features - self.feat_mean) / self.feat_std
+        if self.cfg.prior_input:
+            if prior is None:
+                raise ConfigError("this lip refiner takes EmoDiff's mouth as a prior input")
+            x = torch.cat([x, prior], dim=-1)  # [..., F + M]
+        return self.in_proj(x)
+
     def forward(
         self,
         features: torch.Tensor,
         style: torch.Tensor,
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        prior: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """features: float[B, T, F]; style: float[B, D] or float[B, T, D] (per frame).
+        """features: float[B, T, F]; style: float[B, D] or float[B, T, D] (per frame); prior
+        (``prior_input`` only): float[B, T, M], ``prior[:, s]`` = EmoDiff's mouth of frame
+        ``s - lookahead_frames`` (zeros before the first frame).
 
         Returns (mouth float[B, T, M], new state). ``mouth[:, s]`` is the mouth of frame
         ``s - lookahead_frames``.
         """
         b, t, f = features.shape
         assert f == self.cfg.feature_dim, f"expected {self.cfg.feature_dim} features, got {f}"
-        x = self.in_proj((features - self.feat_mean) / self.feat_std)  # [B, T, H]
+        x = self._inputs(features, prior)  # [B, T, H]
         if state is None:
             state = self.initial_state(b)
         out, new_state = self.lstm(x, state)  # [B, T, H]
         if style.dim() == 2:
             style = style[:, None, :].expand(b, t, -1)  # [B, T, D]
-        y, _ = self.mouth(torch.cat([out, style], dim=-1))  # [B, T, M]
+        y, _ = self.mouth(out, style, prior)  # [B, T, M]
         return y, (new_state[0], new_state[1])
 
-    def mouth(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z float[..., H + D] → (mouth float[..., M], closure logit float[...]).
+    def mouth(
+        self, out: torch.Tensor, style: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM output float[..., H], style float[..., D] (+ prior float[..., M]) →
+        (mouth float[..., M], closure logit float[...]).
 
+        With a prior the head predicts a residual: mouth = prior + head(...).
         Lip closure gate: the head also predicts how closed the lips are, p = σ(logit), and
         mouthClose is raised by p · (jawOpen − mouthClose)⁺, so at p → 1 the lips meet exactly
         (ARKit: mouthClose = jawOpen cancels the jaw's lip gap) instead of a regression's blur.
         p = σ(gate_scale · logit + gate_bias): a calibration of the trained gate (config)."""
-        h = self.head(z)  # [..., M + 1]
+        raw, logit = self.head_raw(out, style, prior)
+        return self.gate(raw, logit), logit
+
+    def head_raw(
+        self, out: torch.Tensor, style: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head before the closure gate: (raw mouth float[..., M], closure logit float[...])."""
+        z = [out, style] + ([prior] if self.cfg.prior_input and prior is not None else [])
+        h = self.head(torch.cat(z, dim=-1))  # [..., M + 1]
         raw, logit = h[..., : self.cfg.mouth_dim], h[..., self.cfg.mouth_dim]
+        if self.cfg.prior_input and prior is not None:
+            raw = raw + prior
+        return raw, logit
+
+    def gate(self, raw: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
+        """The calibrated closure gate on raw float[..., M] → mouth float[..., M]."""
         jaw, close = raw[..., _JAW], raw[..., _CLOSE]
         p = torch.sigmoid(self.cfg.gate_scale * logit + self.cfg.gate_bias)  # [...]
         closed = close + p * torch.relu(jaw - close)  # [...]
-        y = torch.cat([raw[..., :_CLOSE], closed[..., None], raw[..., _CLOSE + 1 :]], dim=-1)
-        return y, logit
+        return torch.cat([raw[..., :_CLOSE], closed[..., None], raw[..., _CLOSE + 1 :]], dim=-1)
 
-    def forward_train(self, features: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_train(
+        self, features: torch.Tensor, style: torch.Tensor, prior: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """As ``forward`` from a zero state, also returning the closure logits float[B, T]."""
-        x = self.in_proj((features - self.feat_mean) / self.feat_std)  # [B, T, H]
+        x = self._inputs(features, prior)  # [B, T, H]
         out, _ = self.lstm(x, self.initial_state(features.shape[0]))  # [B, T, H]
         style = style[:, None, :].expand(-1, features.shape[1], -1)  # [B, T, D]
-        return self.mouth(torch.cat([out, style], dim=-1))
+        return self.mouth(out, style, prior)
 
     def step(
-        self, feature: torch.Tensor, style: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+        self,
+        feature: torch.Tensor,
+        style: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        prior: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One frame: feature float[B, F], style float[B, D], h/c float[layers, B, H]
-        → (mouth float[B, M], h', c'). What the streaming engine and the ONNX graph run: the same
-        weights as ``forward``, written as explicit LSTM cells (a few small matmuls per frame,
-        cheaper than a length-1 ``nn.LSTM`` call)."""
-        x = self.in_proj((feature - self.feat_mean) / self.feat_std)  # [B, H]
+        """One frame: feature float[B, F], style float[B, D], h/c float[layers, B, H] (+ prior
+        float[B, M]) → (mouth float[B, M], h', c'). What the streaming engine and the ONNX graph
+        run: the same weights as ``forward``, written as explicit LSTM cells (a few small matmuls
+        per frame, cheaper than a length-1 ``nn.LSTM`` call)."""
+        x = self._inputs(feature, prior)  # [B, H]
         hs, cs = [], []
         for k in range(self.cfg.lstm_layers):
             w_ih = getattr(self.lstm, f"weight_ih_l{k}")  # [4H, H]
@@ -210,21 +260,27 @@ class LipRefiner(nn.Module):
             x = torch.sigmoid(o) * torch.tanh(ck)  # [B, H]
             hs.append(x)
             cs.append(ck)
-        y, _ = self.mouth(torch.cat([x, style], dim=-1))  # [B, M]
+        y, _ = self.mouth(x, style, prior)  # [B, M]
         return y, torch.stack(hs), torch.stack(cs)
 
 
 class StepGraph(nn.Module):
-    """Export wrapper for one streaming step (ONNX inputs/outputs by position)."""
+    """Export wrapper for one streaming step (ONNX inputs/outputs by position; ``prior`` float[1, M]
+    is an input only with ``prior_input``)."""
 
     def __init__(self, model: LipRefiner) -> None:
         super().__init__()
         self.model = model
 
     def forward(
-        self, feature: torch.Tensor, style: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+        self,
+        feature: torch.Tensor,
+        style: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        prior: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.model.step(feature, style, h, c)
+        return self.model.step(feature, style, h, c, prior)
 
 
 class ClipGraph(nn.Module):

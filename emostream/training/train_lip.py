@@ -12,6 +12,11 @@ feature frame repeated past its end, exactly as ``LipStream.flush`` pads), and i
 intensity, or (``clip_prob``) a reference clip: the non-mouth target channels of another utterance
 of the same emotion, whose encoding is also pulled onto the label vector (so both paths agree).
 
+Prior input (``LipRefinerConfig.prior_input``): each feature version also carries the mouth the
+shipped EmoDiff sampler generates from it (``add_priors``; the same streaming engine the refiner
+sits behind, its own seed per version), aligned as the engine feeds it: step ``s`` of a crop gets
+the prior of frame ``s - L`` (zeros before the utterance's first frame).
+
 Loss: weighted MSE on the 27 mouth values (jawOpen, mouthClose and the lip rolls/presses weigh more:
 they decide closure) + a velocity term + the lip-gap and closure-gate terms + (``rest_weight``) a
 hinge pulling jaw and lip gap under the rest thresholds wherever the target is at rest. Adam, cosine
@@ -114,6 +119,7 @@ class _Item:
     intensity: float
     real: bool
     bilabials: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # int64[K]: p/b/m mid frames
+    priors: list[np.ndarray] = field(default_factory=list)  # EmoDiff's mouth per version, float32[T_v, 27]
 
 
 def bilabial_frames(u: Utterance) -> np.ndarray:
@@ -214,6 +220,7 @@ class Batch:
     intensity: torch.Tensor  # [B]
     clip: torch.Tensor  # [B, Tr, 28] reference clips (same emotion, other utterance)
     use_clip: torch.Tensor  # bool[B]
+    prior: torch.Tensor | None = None  # [B, Tc + L, 27]: EmoDiff's mouth of frame s - L at step s
 
 
 class Sampler:
@@ -258,7 +265,13 @@ class Sampler:
         mask = np.zeros((cfg.batch, tmax), np.float32)
         ref_len = int(rng.integers(25, 126))
         clip = np.zeros((cfg.batch, ref_len, len(CLIP_CHANNELS)), np.float32)
+        use_prior = bool(self.items[0].priors)
+        prior = np.zeros((cfg.batch, tmax + lookahead, NUM_MOUTH), np.float32) if use_prior else None
         for b, (it, v, start, tc) in enumerate(crops):
+            if prior is not None:
+                pidx = np.arange(start - lookahead, start + tmax)  # frame s - L at step s
+                ok = pidx >= 0
+                prior[b, ok] = it.priors[v][np.minimum(pidx[ok], it.priors[v].shape[0] - 1)]
             f = it.feats[v]
             idx = np.minimum(np.arange(start, start + tmax + lookahead), f.shape[0] - 1)
             feats[b] = f[idx]  # past the utterance's end: its last frame repeated (as flush pads)
@@ -279,6 +292,7 @@ class Sampler:
             intensity=torch.tensor([c[0].intensity for c in crops], dtype=torch.float32),
             clip=torch.from_numpy(clip),
             use_clip=torch.from_numpy(rng.random(cfg.batch) < cfg.clip_prob),
+            prior=None if prior is None else torch.from_numpy(prior),
         )
 
 
@@ -293,7 +307,7 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
     label = model.emotion.from_label(b.emotion, b.intensity)  # [B, D]
     ref = model.emotion.from_clip(b.clip)  # [B, D]
     style = torch.where(b.use_clip[:, None], ref, label)
-    y, logit = model.forward_train(b.feats, style)  # [B, Tc + L, 27], [B, Tc + L]
+    y, logit = model.forward_train(b.feats, style, b.prior)  # [B, Tc + L, 27], [B, Tc + L]
     lookahead = model.cfg.lookahead_frames
     pred, logit = y[:, lookahead:], logit[:, lookahead:]  # frame t is predicted at step t + L
     m = b.mask[..., None]
@@ -340,11 +354,14 @@ def head_outputs(model: LipRefiner, it: _Item) -> tuple[np.ndarray, np.ndarray]:
     f = it.feats[0]
     f = np.concatenate([f, np.repeat(f[-1:], lookahead, axis=0)])
     style = model.emotion.from_label(torch.tensor([it.emotion]), torch.tensor([it.intensity]))
-    x = model.in_proj((torch.from_numpy(f)[None] - model.feat_mean) / model.feat_std)  # [1, T+L, H]
+    prior = None
+    if model.cfg.prior_input:
+        pr = np.concatenate([np.zeros((lookahead, NUM_MOUTH), np.float32), it.priors[0]])
+        prior = torch.from_numpy(pr)[None]  # [1, T+L, 27]: frame s - L at step s
+    x = model._inputs(torch.from_numpy(f)[None], prior)  # [1, T+L, H]
     out, _ = model.lstm(x, model.initial_state(1))  # [1, T+L, H]
-    z = torch.cat([out, style[:, None, :].expand(1, out.shape[1], -1)], dim=-1)
-    h = model.head(z)[0, lookahead:]  # [T, M + 1]
-    return h[:, : model.cfg.mouth_dim].numpy(), h[:, model.cfg.mouth_dim].numpy()
+    raw, logit = model.head_raw(out, style[:, None, :].expand(1, out.shape[1], -1), prior)
+    return raw[0, lookahead:].numpy(), logit[0, lookahead:].numpy()
 
 
 def gated_mouth(raw: np.ndarray, logit: np.ndarray, scale: float, bias: float) -> np.ndarray:
@@ -524,6 +541,8 @@ def train(
         allf = np.concatenate([it.feats[0] for it in train_items])
         model.feat_mean.copy_(torch.from_numpy(allf.mean(0)))
         model.feat_std.copy_(torch.from_numpy(allf.std(0) + 1e-3))
+    if model.cfg.prior_input and not all(it.priors for it in train_items):
+        raise ConfigError("a refiner with prior_input needs EmoDiff priors on every item (add_priors)")
     model.to(cfg.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if start_step:
@@ -649,3 +668,69 @@ def load_items(
 ) -> list[_Item]:
     """Corpus utterances of ``splits`` as training items (``load_utterances`` + ``items_for``)."""
     return items_for(load_utterances(data, splits, fps, limit, synthetic_stride), copies, seed)
+
+
+def add_priors(
+    items: Sequence[_Item],
+    generate: Callable[[np.ndarray, int, float, int], np.ndarray],
+    seed: int,
+    progress: bool = False,
+) -> None:
+    """Fill ``item.priors``: ``generate(features float32[T, F], emotion index, intensity, seed)
+    -> float32[T, 55]`` (the EmoDiff motion engine) run on every feature version, its mouth kept.
+    Version ``v`` of item ``i`` gets seed ``(seed, i, v)`` folded into one int."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(len(it.feats) for it in items), desc="EmoDiff priors", unit="utt")
+    for i, it in enumerate(items):
+        it.priors = []
+        for v, f in enumerate(it.feats):
+            s = int(np.random.SeedSequence([seed, i, v]).generate_state(1)[0])
+            motion = np.asarray(generate(f, it.emotion, it.intensity, s), dtype=np.float32)
+            if motion.shape[0] != f.shape[0]:
+                raise InputError(f"prior generator gave {motion.shape[0]} frames for {f.shape[0]}")
+            it.priors.append(np.ascontiguousarray(motion[:, MOUTH_SLICE]))
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+
+
+def emodiff_prior_generator(
+    path: str | Path | None, steps: int | None, fps: int
+) -> Callable[[np.ndarray, int, float, int], np.ndarray]:
+    """The motion engine (EmoDiff only, no refiner, ONNX Runtime on CPU) as ``add_priors`` wants it."""
+    from emostream.arkit import EMOTIONS, EmotionStyle
+    from emostream.engine.motion import MotionEngine
+
+    eng = MotionEngine.load(path, steps=steps, fps=fps, refiner=False, backend="onnx")
+
+    def generate(features: np.ndarray, emotion: int, intensity: float, seed: int) -> np.ndarray:
+        return eng.generate(features, EmotionStyle(EMOTIONS[emotion], intensity), seed=seed)
+
+    return generate
+
+
+def save_items_cache(path: str | Path, key: dict[str, Any], sets: tuple[list[_Item], ...]) -> None:
+    """Pickle prepared item sets with the options that made them (``load_items_cache`` checks)."""
+    import pickle
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump({"key": key, "sets": sets}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_items_cache(path: str | Path, key: dict[str, Any]) -> tuple[list[_Item], ...] | None:
+    """The item sets pickled at ``path`` if they were made with the same options, else None."""
+    import pickle
+
+    if not Path(path).is_file():
+        return None
+    with open(path, "rb") as fh:
+        doc = pickle.load(fh)
+    if doc.get("key") != key:
+        log.warning("items cache %s was made with other options: preparing again", path)
+        return None
+    return tuple(doc["sets"])
