@@ -84,8 +84,9 @@ def test_lips_part_and_eyes_close(renderer_256) -> None:
 
 
 def _eye_openings(lm: np.ndarray, size: int) -> list[np.ndarray]:
-    """bool[S, S] per eye: the upper 60 % of the opening between the source's lid contours (the
-    iris and sclera at rest; at full blink the lids meet lower, at 90 % of the gap)."""
+    """bool[S, S] per eye: the upper 60 % of the opening between the source's lid contours, less
+    15 % of its width at each corner (the iris and sclera at rest; at full blink the lids meet
+    lower, and the lash fringe drawn there tapers out into the corners)."""
     import cv2
 
     out = []
@@ -94,6 +95,9 @@ def _eye_openings(lm: np.ndarray, size: int) -> list[np.ndarray]:
         u, lw = lm[list(up), :2], lm[list(lo), :2]
         poly = np.concatenate([u, (0.4 * u + 0.6 * lw)[::-1]])
         cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
+        x0, x1 = float(u[:, 0].min()), float(u[:, 0].max())
+        m[:, : round(x0 + 0.15 * (x1 - x0))] = 0  # the closed lid's lash fringe ends in the corners
+        m[:, round(x1 - 0.15 * (x1 - x0)) :] = 0
         out.append(m > 0)
     return out
 

@@ -4,7 +4,8 @@ Per portrait (``AnalyticRenderer(portrait)``, a few ms after the cached landmark
 to the photo's landmarks, build the warp mesh, the inner-mouth model and the paste-back mask.
 Per batch of frames: rig → driven 3D landmarks (It), FOMM's relative motion from the neutral rig
 (In) onto the photo's keypoints (T), a fold-free piecewise-affine backward map, ``cv2.remap``
-(bilinear: anti-aliased), the inner mouth, optional paste-back. Everything per frame is O(pixels)
+(bilinear: anti-aliased), the inner mouth, closed eyelids (render/eyes.py), a glasses frame kept
+rigid (render/glasses.py), optional paste-back. Everything per frame is O(pixels)
 C code plus ~1k small cv2 rasterisation calls; see benchmarks/bench_render.py.
 
 Also draws the rig itself (``rig_render`` / ``rig_render_neutral``) for the FOMM renderer.
@@ -15,9 +16,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emostream.arkit import MOTION_DIM, neutral_vector
+from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, neutral_vector
 from emostream.render import topology as tp
 from emostream.render.eyes import Eyelids
+from emostream.render.glasses import RigidGlasses
 from emostream.render.motion_transfer import movement_scale, relative_keypoints
 from emostream.render.mouth import InnerMouth
 from emostream.render.pasteback import PasteBack
@@ -42,8 +44,14 @@ class AnalyticRenderer:
         self.kp_neutral = self.rig.evaluate(neutral_vector()[None])[0, :, :2]  # In
         self.scale = movement_scale(self.kp_source, self.kp_neutral)
         self.warp = MeshWarp.build(portrait.landmarks, self.size, step=step)
+        #: Glasses frames are kept rigid (None: no glasses found); the warp reads ``self.source``.
+        self.glasses = RigidGlasses.detect(portrait.crop, portrait.landmarks)
+        self.source = portrait.crop if self.glasses is None else self.glasses.source
         self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks)
-        self.eyelids = Eyelids(portrait.crop, portrait.landmarks)
+        blink = neutral_vector()
+        blink[[BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]] = 1.0
+        closed, _ = self.warp.fold_guard(self.warp.driven_points(self.keypoints(blink[None])[0]))
+        self.eyelids = Eyelids(self.source, portrait.landmarks, closed[: self.warp.n_face])
         self.paste = (
             PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask(), portrait.crop)
             if paste_back
@@ -73,11 +81,13 @@ class AnalyticRenderer:
     def render_crop(self, motion_row: np.ndarray, kp: np.ndarray) -> np.ndarray:
         mx, my, alpha = self.warp.backward_map(kp)
         self.last_alpha = alpha
-        frame = cv2.remap(self.portrait.crop, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        frame = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
         assert self.warp.last_points is not None
         kp_used = self.warp.last_points[: self.warp.n_face]
         self.mouth.draw(frame, motion_row, kp_used[_UPPER_INNER], kp_used[_LOWER_INNER])
         self.eyelids.draw(frame, kp_used)
+        if self.glasses is not None:
+            self.glasses.draw(frame, kp_used)
         return frame
 
     def render(self, motion: np.ndarray) -> np.ndarray:
