@@ -155,3 +155,22 @@ def test_pipeline_clear_drops_unpaired_frames_and_stays_aligned() -> None:
     assert [f for f, _ in stream.pairs][6] == 10.0  # the dropped frames never reached the stream
     out += len(pipe.flush())  # the VAD is padded with silence up to the features' end
     assert out == len(stream.pairs) == n - 4
+
+
+def test_renderer_cache_is_bounded_and_keeps_recent_portraits(tmp_path) -> None:
+    """One renderer per portrait, re-used; the least recently used is dropped past the bound."""
+    from emostream.engine.pipeline import MAX_CACHED_PORTRAITS
+
+    engine = double_engine()
+    loads: list[str] = []
+    engine.portrait_loader = lambda key: loads.append(str(key)) or key
+    paths = [tmp_path / f"p{i}.png" for i in range(MAX_CACHED_PORTRAITS + 2)]
+    first = engine.renderer_for(paths[0])
+    for p in paths[1:MAX_CACHED_PORTRAITS]:
+        engine.renderer_for(p)
+    assert engine.renderer_for(paths[0]) is first  # cached, and now the most recently used
+    engine.renderer_for(paths[MAX_CACHED_PORTRAITS])  # over the bound: paths[1] is dropped
+    assert len(loads) == MAX_CACHED_PORTRAITS + 1
+    assert engine.renderer_for(paths[0]) is first
+    engine.renderer_for(paths[1])
+    assert len(loads) == MAX_CACHED_PORTRAITS + 2  # paths[1] had to be loaded again

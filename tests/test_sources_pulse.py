@@ -7,6 +7,7 @@ the test starts and stops its own daemon in a temporary runtime directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -17,45 +18,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser.pulse import SINK, null_sink_server, pulseaudio_available
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("pulseaudio") and shutil.which("paplay")), reason="pulseaudio/paplay not installed"
+    not (pulseaudio_available() and shutil.which("paplay")), reason="pulseaudio/paplay not installed"
 )
 
 
 @pytest.fixture
-def pulse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path), "HOME": str(tmp_path)}
-    env.pop("PULSE_SERVER", None)
-    proc = subprocess.Popen(
-        ["pulseaudio", "--daemonize=no", "-n", "--exit-idle-time=-1", "--disallow-exit",
-         "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=avsink",
-         "--load=module-always-sink"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    sock = tmp_path / "pulse" / "native"
-    deadline = time.monotonic() + 10
-    while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    if not sock.exists():
-        proc.kill()
-        pytest.skip("could not start a private pulseaudio daemon here")
-    server = f"unix:{sock}"
-    monkeypatch.setenv("PULSE_SERVER", server)
-    try:
-        import sounddevice as sd
-    except OSError:
-        proc.kill()
-        pytest.skip("PortAudio (libportaudio2) is not installed")
-    sd._terminate()  # PortAudio lists devices once, at initialisation: list them again
-    sd._initialize()
-    try:
-        yield {**env, "PULSE_SERVER": server}
-    finally:
-        proc.terminate()
-        proc.wait(5)
-        sd._terminate()
+def pulse(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The private null-sink daemon of the browser tests, with PortAudio pointed at it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            client_env = stack.enter_context(null_sink_server())
+        except RuntimeError as e:
+            pytest.skip(f"could not start a private pulseaudio daemon here: {e}")
+        monkeypatch.setenv("PULSE_SERVER", client_env["PULSE_SERVER"])
+        try:
+            import sounddevice as sd
+        except OSError:
+            pytest.skip("PortAudio (libportaudio2) is not installed")
+        sd._terminate()  # PortAudio lists devices once, at initialisation: list them again
         sd._initialize()
+        stack.callback(sd._initialize)
+        stack.callback(sd._terminate)
+        yield {**os.environ, **client_env}
 
 
 def test_mic_captures_real_audio_through_a_null_sink(pulse: dict[str, str], tmp_path: Path) -> None:
@@ -69,7 +56,7 @@ def test_mic_captures_real_audio_through_a_null_sink(pulse: dict[str, str], tmp_
         w.setframerate(16000)
         w.writeframes((0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes())
     mic = MicSource("pulse", sample_rate=16000)
-    player = subprocess.Popen(["paplay", "--device=avsink", str(wav)], env=pulse)
+    player = subprocess.Popen(["paplay", f"--device={SINK}", str(wav)], env=pulse)
 
     async def capture() -> list[np.ndarray]:
         out: list[np.ndarray] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -243,9 +244,14 @@ class EngineConfig:
         return "onnx" if self.device == "cpu" else "torch"
 
 
+#: Renderers kept per Engine (least recently used dropped first; a session keeps its own).
+MAX_CACHED_PORTRAITS = 8
+
+
 @dataclass
 class Engine:
-    """Weights shared by every stream: the motion model and one renderer per portrait.
+    """Weights shared by every stream: the motion model and one renderer per portrait
+    (the ``MAX_CACHED_PORTRAITS`` most recently used are kept).
 
     Per-stream state (features, VAD, sampler state) is built by ``new_pipeline`` in
     microseconds; ``new_session`` wraps it in a live ``Session``. Stage factories are
@@ -259,7 +265,7 @@ class Engine:
     lookahead_samples: int
     fps: int = DEFAULT_FPS
     portrait_loader: Callable[[PortraitKey], Any] = field(default=lambda key: key)
-    _renderers: dict[str, Renderer] = field(default_factory=dict, repr=False)
+    _renderers: OrderedDict[str, Renderer] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -330,6 +336,9 @@ class Engine:
             if r is None:
                 r = self.renderer_factory(self.portrait_loader(portrait))
                 self._renderers[key] = r
+                while len(self._renderers) > MAX_CACHED_PORTRAITS:
+                    self._renderers.popitem(last=False)
+            self._renderers.move_to_end(key)
             return r
 
     def new_pipeline(
