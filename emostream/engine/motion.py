@@ -25,6 +25,7 @@ import numpy as np
 from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.config import DEFAULT_FPS, check_fps
 from emostream.engine.backends import make_backend
+from emostream.engine.blinks import BlinkShape, BlinkShaper
 from emostream.engine.sampler import Guidance, WindowSampler, WindowSchedule
 from emostream.errors import CheckpointError, ConfigError, InputError
 from emostream.models.emodiff import EmoDiff, load_emodiff
@@ -97,6 +98,7 @@ class MotionEngine:
         guidance: Guidance = Guidance(),
         smooth: float = DEFAULT_SMOOTH,
         hop: int | None = None,
+        blinks: BlinkShape | None = BlinkShape(),
     ) -> None:
         self.fps = check_fps(fps)
         trained_fps = int(meta.get("fps", fps))
@@ -115,6 +117,7 @@ class MotionEngine:
         self.net = make_backend(model, backend, device)
         self.refiner = refiner
         self.guidance = guidance
+        self.blinks = blinks  # None: EmoDiff's blinks as sampled (see emostream.engine.blinks)
         self._mean = model.motion_mean.cpu().numpy().copy()
         self._std = model.motion_std.cpu().numpy().copy()
         self._silence = model.silence_feat.cpu().numpy().copy()
@@ -132,12 +135,15 @@ class MotionEngine:
         guidance: Guidance | None = None,
         smooth: float = DEFAULT_SMOOTH,
         hop: int | None = None,
+        blinks: BlinkShape | None = BlinkShape(),
     ) -> MotionEngine:
         """``path`` None → the default distilled weights shipped in the package. ``steps`` None →
         the steps the checkpoint was trained/distilled for. ``refiner`` True → the default lip
         refiner if its weights are shipped, a path → that checkpoint, False/None → no refiner.
         ``guidance`` None → the checkpoint's recommended guidance (meta ``guidance``), else none.
-        ``hop`` None → the checkpoint's sliding-window hop (meta ``hop``), else this one."""
+        ``hop`` None → the checkpoint's sliding-window hop (meta ``hop``), else this one.
+        ``blinks`` → EmoDiff's blink onsets drawn as whole blinks (``emostream.engine.blinks``);
+        None → its blinks as sampled."""
         p = weights_path() if path is None else Path(path)
         try:
             model, meta = load_emodiff(p)
@@ -170,6 +176,7 @@ class MotionEngine:
             guidance=guidance,
             smooth=smooth,
             hop=hop,
+            blinks=blinks,
         )
 
     @property
@@ -225,6 +232,7 @@ class MotionStream:
             guidance=engine.guidance,
         )
         self._refiner = engine.refiner.new_stream(emotion) if engine.refiner is not None else None
+        self._blinks = BlinkShaper(engine.blinks, engine.fps) if engine.blinks is not None else None
         self._waiting: list[np.ndarray] = []  # EmoDiff frames float32[k, 55] waiting for their mouth
 
     @property
@@ -232,7 +240,12 @@ class MotionStream:
         return self._sampler.emitted
 
     def _out(self, motion: np.ndarray) -> np.ndarray:
-        """EmoDiff's new frames (one seed) -> the frames whose refined mouth is ready too."""
+        """EmoDiff's new frames (one seed) -> the frames whose refined mouth is ready too, with
+        their blinks shaped."""
+        out = self._refined(motion)
+        return self._blinks.shape_frames(out) if self._blinks is not None else out
+
+    def _refined(self, motion: np.ndarray) -> np.ndarray:
         if self._refiner is None:
             return motion
         if len(motion):

@@ -225,6 +225,8 @@ class EngineConfig:
     #: frame 248-299 ms vs 652 ms), torch on CUDA.
     backend: str | None = None
     refiner: bool = True
+    #: EmoDiff's blink onsets drawn as whole blinks (emostream.engine.blinks); False: as sampled.
+    blink_shaping: bool = True
     paste_back: bool = False
     #: FOMM checkpoint (and its config) for renderer="fomm".
     renderer_checkpoint: str | None = None
@@ -281,9 +283,12 @@ class Engine:
             import torch
 
             torch.set_num_threads(cfg.torch_threads)
+        from emostream.engine.blinks import BlinkShape
+
         motion = MotionEngine.load(
             cfg.motion_path, device=cfg.device, backend=cfg.resolved_backend, steps=cfg.steps,
             fps=cfg.fps, refiner=cfg.refiner, hop=cfg.hop,
+            blinks=BlinkShape() if cfg.blink_shaping else None,
         )  # fmt: skip
 
         def make_renderer(prepared: Any) -> Renderer:
