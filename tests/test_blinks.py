@@ -106,3 +106,15 @@ def test_motion_engine_shapes_only_the_blinks():
     others = [i for i in range(MOTION_DIM) if i not in BLINK_DIMS]
     np.testing.assert_array_equal(shaped[:, others], raw[:, others])
     np.testing.assert_array_equal(shaped, BlinkShaper(BlinkShape(), 25).shape_frames(raw))
+
+
+def test_blink_stats_count_events_lengths_and_peaks():
+    from emostream.engine.blinks import blink_stats
+
+    m = _motion(25 * 60)  # one minute at 25 fps
+    m[100:104, [L, R]] = 0.9
+    m[500, [L, R]] = [0.5, 0.4]
+    st_ = blink_stats([m], 25)
+    assert st_["rate_per_min"] == 2.0
+    assert st_["median_frames"] == 2.5 and st_["median_peak"] == pytest.approx(0.675)
+    assert blink_stats([_motion()], 25)["rate_per_min"] == 0.0

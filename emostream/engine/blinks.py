@@ -90,3 +90,25 @@ class BlinkShaper:
             out[k, dims] = np.maximum(np.minimum(raw, onset), lid)
             self._since += 1
         return out
+
+
+def blink_stats(seqs: list[np.ndarray], fps: int, threshold: float = 0.3) -> dict[str, float]:
+    """Blink events in motion sequences (each float32[T, 55]): where the mean of both eyeBlinks
+    is above ``threshold``. Returns the rate per minute, the median event length in frames and
+    the median peak (0 where there are none)."""
+    lengths, peaks, frames = [], [], 0
+    for m in seqs:
+        x = np.asarray(m, np.float32)[:, list(BLINK_DIMS)].mean(axis=1)
+        frames += len(x)
+        above = np.concatenate([[False], x > threshold, [False]])
+        starts = np.flatnonzero(~above[:-1] & above[1:])
+        ends = np.flatnonzero(above[:-1] & ~above[1:])
+        for s, e in zip(starts, ends, strict=True):
+            lengths.append(e - s)
+            peaks.append(float(x[s:e].max()))
+    minutes = frames / fps / 60
+    return {
+        "rate_per_min": len(lengths) / minutes if minutes else 0.0,
+        "median_frames": float(np.median(lengths)) if lengths else 0.0,
+        "median_peak": float(np.median(peaks)) if peaks else 0.0,
+    }

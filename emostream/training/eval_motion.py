@@ -18,6 +18,9 @@ Every utterance is generated through the streaming sampler (the same code as liv
   divided by the teacher's own seed-to-seed distance (teacher seeds 0-7 vs 100-107). 1.0 means
   the few-step sampler is as close to the teacher as the teacher is to itself; target <= 1.1.
 - ``ms_per_frame``: CPU time per output frame of one live stream on one thread (incl. refiner).
+- ``blinks``: blink events (mean eyeBlink > 0.3) of the targets, of EmoDiff's raw output and of
+  what the engine sends (after ``emostream.engine.blinks`` shaping): rate per minute, median
+  length in frames, median peak (seed 0).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 
 from emostream.arkit import BLENDSHAPE_INDEX, EMOTIONS, MOUTH_INDICES, NUM_BLENDSHAPES, EmotionStyle
+from emostream.engine.blinks import BlinkShaper, blink_stats
 from emostream.engine.motion import TEACHER_WEIGHTS, MotionEngine, weights_path
 from emostream.engine.sampler import WindowSampler
 from emostream.errors import InputError
@@ -240,6 +244,15 @@ def evaluate(
     ms = (time.process_time() - c0) * 1000 / max(n_out, 1)
     if plots is not None:
         plot_per_emotion(gens, Path(plots), f"{engine.steps} steps")
+    shaped = [
+        BlinkShaper(engine.blinks, engine.fps).shape_frames(g.final0) if engine.blinks else g.final0
+        for g in gens
+    ]
+    blinks = {
+        "target": blink_stats([g.utt.targets for g in gens], engine.fps),
+        "raw": blink_stats([g.raw[0] for g in gens], engine.fps),
+        "engine": blink_stats(shaped, engine.fps),
+    }
     return {
         "mouth_mae": float(mouth.mean()),
         "jaw_corr": jaw_corr,
@@ -258,6 +271,7 @@ def evaluate(
         "n_utterances": len(gens),
         "split": "test_real" if real else "val",
         "latency_ms": engine.latency_frames * 1000 / engine.fps,
+        "blinks": blinks,
     }
 
 
