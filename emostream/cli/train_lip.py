@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
         rest_weight: float = typer.Option(
             0.0, "--rest-weight", help="Weight of the rest hinge (jaw / lip gap shut where the target rests)."
         ),
+        l1_weight: float = typer.Option(
+            0.0, "--l1-weight", help="Weight of an L1 mouth term beside the MSE (0: MSE only)."
+        ),
         feat_aug_prob: float = typer.Option(
             0.0, "--feat-aug-prob", help="Chance of a speaker/channel feature perturbation per sample, 0..1."
         ),
@@ -117,7 +120,7 @@ def register(app: typer.Typer) -> None:
             steps=steps, batch=batch, lr=lr, augment_copies=augment_copies, seed=seed, threads=threads,
             device=device, ckpt_every=ckpt_every, eval_every=ckpt_every, gate_weight=gate_weight,
             bilabial_weight=bilabial_weight, real_share=real_share, rest_weight=rest_weight,
-            feat_aug_prob=feat_aug_prob,
+            feat_aug_prob=feat_aug_prob, l1_weight=l1_weight,
             model={"lookahead_frames": lookahead, "hidden": hidden, "lstm_layers": layers, "fps": fps,
                    "prior_input": prior_input},
         )  # fmt: skip

@@ -17,10 +17,10 @@ shipped EmoDiff sampler generates from it (``add_priors``; the same streaming en
 sits behind, its own seed per version), aligned as the engine feeds it: step ``s`` of a crop gets
 the prior of frame ``s - L`` (zeros before the utterance's first frame).
 
-Loss: weighted MSE on the 27 mouth values (jawOpen, mouthClose and the lip rolls/presses weigh more:
-they decide closure) + a velocity term + the lip-gap and closure-gate terms + (``rest_weight``) a
-hinge pulling jaw and lip gap under the rest thresholds wherever the target is at rest. Adam, cosine
-schedule, gradient clipping, seeded.
+Loss: weighted MSE (+ ``l1_weight`` · weighted L1) on the 27 mouth values (jawOpen, mouthClose
+and the lip rolls/presses weigh more: they decide closure) + a velocity term + the lip-gap and
+closure-gate terms + (``rest_weight``) a hinge pulling jaw and lip gap under the rest thresholds
+wherever the target is at rest. Adam, cosine schedule, gradient clipping, seeded.
 
 Generalisation to real speech (one speaker, ~12 min in ``train_real``, memorised otherwise):
 ``feat_aug_prob`` perturbs a sample's features as a different speaker / channel would (mel-axis
@@ -89,6 +89,7 @@ class TrainLipConfig:
     bilabial_weight: float = 4.0  # extra weight of bilabial-closure frames in the gate loss
     rest_weight: float = 0.0  # hinge: jaw / lip gap under the rest thresholds where the target rests
     feat_aug_prob: float = 0.0  # chance of a speaker/channel feature perturbation per sample
+    l1_weight: float = 0.0  # weighted |error| term beside the MSE (the mouth_mae metric is an L1)
     ckpt_every: int = 250
     eval_every: int = 250
     max_val: int = 64  # validation utterances
@@ -104,8 +105,8 @@ class TrainLipConfig:
             raise ConfigError(f"real_share must be in [0, 1], got {self.real_share}")
         if not 0.0 <= self.feat_aug_prob <= 1.0:
             raise ConfigError(f"feat_aug_prob must be in [0, 1], got {self.feat_aug_prob}")
-        if self.rest_weight < 0:
-            raise ConfigError(f"rest_weight must be >= 0, got {self.rest_weight}")
+        if self.rest_weight < 0 or self.l1_weight < 0:
+            raise ConfigError(f"rest_weight and l1_weight must be >= 0: {self.rest_weight}, {self.l1_weight}")
 
 
 @dataclass
@@ -313,6 +314,7 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
     m = b.mask[..., None]
     err = (pred - b.mouth) ** 2 * w
     mse = (err * m).sum() / (m.sum() * NUM_MOUTH)
+    l1 = ((pred - b.mouth).abs() * w * m).sum() / (m.sum() * NUM_MOUTH)
     mv = m[:, 1:] * m[:, :-1]
     dv = ((pred[:, 1:] - pred[:, :-1]) - (b.mouth[:, 1:] - b.mouth[:, :-1])) ** 2
     vel = (dv * mv).sum() / (mv.sum() * NUM_MOUTH).clamp_min(1)
@@ -334,9 +336,10 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
     over = torch.relu(pred[..., _JAW] - 0.05) ** 2 + torch.relu(gp - 0.02) ** 2
     rest = (over * at_rest).sum() / (at_rest.sum() + 1.0)
     total = mse + cfg.velocity_weight * vel + cfg.align_weight * align + cfg.gap_weight * gap
-    total = total + cfg.gate_weight * gate + cfg.rest_weight * rest
+    total = total + cfg.gate_weight * gate + cfg.rest_weight * rest + cfg.l1_weight * l1
     parts = {
         "mse": mse.item(),
+        "l1": l1.item(),
         "vel": vel.item(),
         "align": align.item(),
         "gap": gap.item(),
