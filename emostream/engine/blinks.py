@@ -9,8 +9,9 @@ The shaper keeps EmoDiff's timing and replaces each spike by a blink curve. When
 eyeBlinkLeft/Right crosses ``onset`` from below (and the last blink started at least
 ``refractory_ms`` earlier), both lids close over ``close_ms``, stay shut ``hold_ms`` and open over
 ``open_ms``: closing faster than opening, 100-400 ms in all, as DESIGN.md's facts say. Outside a
-blink the lids keep EmoDiff's values capped at ``onset``: emotional lid lowering (sad: ~0.1-0.15
-in the corpus) passes, spikes that did not start a blink are flattened. ``onset`` 0.3 gives 19.7
+blink the lids follow EmoDiff's values capped at ``onset`` through a causal low-pass
+(``settle_ms``): emotional lid lowering (sad: ~0.1-0.15 in the corpus) passes, the sampler's
+sub-onset 1-frame twitches and spikes that did not start a blink are flattened. ``onset`` 0.3 gives 19.7
 blinks a minute on synthetic ``val`` (corpus targets: 27.5; DESIGN.md: 15-20 at rest).
 
 Frame by frame and causal (no look-ahead, no latency); the state carries across chunks, so the
@@ -39,11 +40,16 @@ class BlinkShape:
     hold_ms: float = 40.0
     open_ms: float = 160.0
     peak: float = 1.0
+    settle_ms: float = 80.0  # time constant of the lid level outside blinks
 
     def __post_init__(self) -> None:
         if not 0.0 < self.onset < 1.0 or not 0.0 < self.peak <= 1.0:
             raise ConfigError(f"blink onset must be in (0, 1) and peak in (0, 1]: {self}")
-        if min(self.close_ms, self.open_ms) <= 0 or self.hold_ms < 0 or self.refractory_ms < 0:
+        if (
+            min(self.close_ms, self.open_ms, self.settle_ms) <= 0
+            or self.hold_ms < 0
+            or self.refractory_ms < 0
+        ):
             raise ConfigError(f"blink durations must be positive: {self}")
 
     def curve(self, fps: int) -> np.ndarray:
@@ -70,6 +76,8 @@ class BlinkShaper:
         self._refractory = shape.refractory_frames(fps)
         self._since = self._refractory  # frames since the last onset
         self._prev = 0.0  # the previous frame's mean raw eyeBlink
+        self._alpha = np.float32(1.0 - math.exp(-1000.0 / (fps * shape.settle_ms)))
+        self._level: np.ndarray | None = None  # float32[2]: the low-passed lid level outside blinks
         self.blinks = 0  # blinks started so far
 
     def shape_frames(self, motion: np.ndarray) -> np.ndarray:
@@ -86,8 +94,14 @@ class BlinkShaper:
                 self._since = 0
                 self.blinks += 1
             self._prev = level
-            lid = self._curve[self._since] if self._since < len(self._curve) else np.float32(0.0)
-            out[k, dims] = np.maximum(np.minimum(raw, onset), lid)
+            capped = np.minimum(raw, onset)
+            if self._level is None:
+                self._level = capped.copy()
+            in_blink = self._since < len(self._curve)
+            if not in_blink:  # the level holds through a blink (its spike is not a lid level)
+                self._level = (self._level + self._alpha * (capped - self._level)).astype(np.float32)
+            lid = self._curve[self._since] if in_blink else np.float32(0.0)
+            out[k, dims] = np.maximum(self._level, lid)
             self._since += 1
         return out
 
