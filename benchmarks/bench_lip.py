@@ -53,6 +53,7 @@ def main() -> None:
         "chunk_frames": args.chunk,
         "lookahead_frames": net.cfg.lookahead_frames,
         "lookahead_ms": net.cfg.lookahead_ms,
+        "prior_input": net.cfg.prior_input,
         "parameters": sum(p.numel() for p in net.parameters()),
     }
     for backend in ("torch", "onnx"):

@@ -22,6 +22,8 @@ from emostream.training.eval_lip import (
 )
 from emostream.training.schema import Phone, Utterance
 from emostream.training.train_lip import (
+    GATE_BIASES,
+    GATE_SCALES,
     TrainLipConfig,
     add_priors,
     load_items_cache,
@@ -212,7 +214,7 @@ def test_real_copies_rest_loss_and_gate_calibration(tmp_path):
 
     model, _ = load_lip_checkpoint(tmp_path / "lip")
     cal = calibrate_gate(model, {"val": its[:1], "val_real": its})
-    assert len(cal["grid"]) == 30 and (cal["scale"], cal["bias"]) in {
+    assert len(cal["grid"]) == len(GATE_SCALES) * len(GATE_BIASES) and (cal["scale"], cal["bias"]) in {
         (r["scale"], r["bias"]) for r in cal["grid"]
     }
     base = cal["base"]

@@ -409,7 +409,7 @@ def validate(model: LipRefiner, items: Sequence[_Item], real_items: Sequence[_It
 
 
 GATE_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0)
-GATE_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+GATE_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
 
 
 @torch.no_grad()
