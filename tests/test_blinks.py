@@ -84,25 +84,14 @@ def test_bad_config_and_input():
 
 
 def test_motion_engine_shapes_only_the_blinks():
-    import torch
+    from tiny_motion import FDIM, META, tiny_emodiff
 
     from emostream.arkit import EmotionStyle
     from emostream.engine.motion import MotionEngine
-    from emostream.models.emodiff import EmoDiff, EmoDiffConfig
 
-    torch.manual_seed(0)
-    cfg = EmoDiffConfig.from_dict({"feature_dim": 10, "window": 12, "d_model": 32, "n_layers": 2,
-                                   "n_heads": 2, "d_ff": 64, "dropout": 0.0, "sampler_steps": 2,
-                                   "style": {"d_style": 8, "hidden": 8}})  # fmt: skip
-    m = EmoDiff(cfg)
-    for p in m.parameters():
-        if p.ndim > 1:
-            torch.nn.init.normal_(p, std=0.2)
-    with torch.no_grad():
-        m.get_buffer("motion_mean").fill_(0.3)
-        m.get_buffer("motion_std").fill_(0.2)
-    meta = {"hop": 3, "lookahead": 2, "fps": 25}
-    f = np.random.default_rng(2).standard_normal((60, 10)).astype(np.float32)
+    m = tiny_emodiff()
+    meta = dict(META)
+    f = np.random.default_rng(2).standard_normal((60, FDIM)).astype(np.float32)
     raw = MotionEngine(m, meta, blinks=None).generate(f, EmotionStyle(), seed=1)
     shaped = MotionEngine(m, meta).generate(f, EmotionStyle(), seed=1)
     others = [i for i in range(MOTION_DIM) if i not in BLINK_DIMS]

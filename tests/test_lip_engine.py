@@ -5,30 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_motion import FDIM, META, tiny_emodiff
 
 from emostream.arkit import MOUTH_SLICE, NON_MOUTH_INDICES, EmotionStyle
 from emostream.engine.lip import LipRefiner
 from emostream.engine.motion import MotionEngine
-from emostream.models.emodiff import EmoDiff, EmoDiffConfig
 from emostream.models.lip_refiner import LipRefiner as Net
 from emostream.models.lip_refiner import LipRefinerConfig
 
-FDIM = 10
-
 
 def _engine(refiner: LipRefiner | None) -> MotionEngine:
-    torch.manual_seed(0)
-    cfg = EmoDiffConfig.from_dict({"feature_dim": FDIM, "window": 12, "d_model": 32, "n_layers": 2,
-                                   "n_heads": 2, "d_ff": 64, "dropout": 0.0, "sampler_steps": 2,
-                                   "style": {"d_style": 8, "hidden": 8}})  # fmt: skip
-    m = EmoDiff(cfg)
-    for p in m.parameters():
-        if p.ndim > 1:
-            torch.nn.init.normal_(p, std=0.2)
-    with torch.no_grad():
-        m.get_buffer("motion_mean").fill_(0.3)
-        m.get_buffer("motion_std").fill_(0.2)
-    return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, refiner=refiner)
+    return MotionEngine(tiny_emodiff(), dict(META), refiner=refiner)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["audio", "audio+prior"])

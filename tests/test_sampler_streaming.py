@@ -7,40 +7,16 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
+from tiny_motion import FDIM, META, tiny_emodiff
 
 from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.engine.motion import MotionEngine
 from emostream.engine.sampler import FrameNoise, WindowSchedule, frame_noise, window_noise
 from emostream.errors import ConfigError, InputError
-from emostream.models.emodiff import EmoDiff, EmoDiffConfig
-
-FDIM = 10
 
 
 def engine(backend: str = "torch", steps: int = 2) -> MotionEngine:
-    torch.manual_seed(0)
-    cfg = EmoDiffConfig.from_dict(
-        {
-            "feature_dim": FDIM,
-            "window": 12,
-            "d_model": 32,
-            "n_layers": 2,
-            "n_heads": 2,
-            "d_ff": 64,
-            "dropout": 0.0,
-            "sampler_steps": steps,
-            "style": {"d_style": 8, "hidden": 8},
-        }
-    )
-    m = EmoDiff(cfg)
-    for p in m.parameters():
-        if p.ndim > 1:
-            torch.nn.init.normal_(p, std=0.2)
-    with torch.no_grad():
-        m.motion_mean.fill_(0.3)
-        m.motion_std.fill_(0.2)
-    return MotionEngine(m, {"hop": 3, "lookahead": 2, "fps": 25}, backend=backend, refiner=None, smooth=0.5)
+    return MotionEngine(tiny_emodiff(steps), dict(META), backend=backend, refiner=None, smooth=0.5)
 
 
 def feats(n: int, seed: int = 1) -> np.ndarray:
