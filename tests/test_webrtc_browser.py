@@ -17,7 +17,15 @@ import numpy as np
 import pytest
 from browser import analysis
 from browser.fakes import SyncPatternSession
-from browser.harness import Browser, BrowserRun, chromium_available, out_path, speech_wav, write_json
+from browser.harness import (
+    Browser,
+    BrowserRun,
+    busy_report,
+    chromium_available,
+    out_path,
+    speech_wav,
+    write_json,
+)
 
 from emostream.arkit import EmotionStyle
 from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
@@ -167,15 +175,6 @@ async def _speak_and_measure(
 async def test_browser_over_capacity_shows_busy() -> None:
     """Beyond --max-sessions the page gets HTTP 503 and says so (the slot is held by another
     client: an in-process aiortc peer)."""
-    from test_webrtc_server import Client
-
-    server = AvatarServer(ServerConfig(max_sessions=1), lambda portrait, style: SyncPatternSession(size=64))
-    async with BrowserRun(server, wav=speech_wav(), seconds=1) as run:
-        holder = Client()
-        status, _ = await holder.connect(f"http://127.0.0.1:{run.port}")
-        assert status == 200
-        run.launch()
-        report = (await run.wait_reports(timeout=40))[0]
-        await holder.close()
+    report = await busy_report("chromium")
     assert report["state"] == "busy"
     assert report["error"] == "Server busy: all 1 avatar sessions are in use; try again later."

@@ -26,6 +26,7 @@ from browser.fakes import SyncPatternSession
 from browser.harness import (
     BrowserRun,
     PageFrozen,
+    busy_report,
     firefox_available,
     firefox_version,
     out_path,
@@ -159,16 +160,7 @@ async def test_firefox_avatar_mouth_follows_speech(energy: Engine) -> None:
 
 async def test_firefox_over_capacity_shows_busy() -> None:
     """Beyond --max-sessions Firefox's page gets HTTP 503 and says so."""
-    from test_webrtc_server import Client
-
-    server = AvatarServer(ServerConfig(max_sessions=1), lambda portrait, style: SyncPatternSession(size=64))
-    async with BrowserRun(server, wav=speech_wav(), seconds=1, browser="firefox") as run:
-        holder = Client()
-        status, _ = await holder.connect(f"http://127.0.0.1:{run.port}")
-        assert status == 200
-        run.launch()
-        report = (await run.wait_reports(timeout=40))[0]
-        await holder.close()
+    report = await busy_report("firefox")
     assert report["state"] == "busy"
     assert report["error"] == "Server busy: all 1 avatar sessions are in use; try again later."
 

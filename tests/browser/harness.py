@@ -338,3 +338,22 @@ class BrowserRun:
         for log in self.logs:
             log.unlink(missing_ok=True)
         self._stack.close()
+
+
+async def busy_report(browser: Browser) -> dict[str, Any]:
+    """The report of a page opened while the server's only session slot is held by another client
+    (``--max-sessions 1``): what the over-capacity tests of both browsers check."""
+    from test_webrtc_server import Client
+
+    from browser.fakes import SyncPatternSession
+    from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
+
+    server = AvatarServer(ServerConfig(max_sessions=1), lambda portrait, style: SyncPatternSession(size=64))
+    async with BrowserRun(server, wav=speech_wav(), seconds=1, browser=browser) as run:
+        holder = Client()
+        status, _ = await holder.connect(f"http://127.0.0.1:{run.port}")
+        assert status == 200
+        run.launch()
+        report: dict[str, Any] = (await run.wait_reports(timeout=40))[0]
+        await holder.close()
+    return report
