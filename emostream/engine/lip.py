@@ -354,7 +354,7 @@ class LipStream:
         padded by repeating its last feature frame); the LSTM state is reset once they are
         applied. Returns the number of mouths ready."""
         if self._made == self._seen:
-            self._reset_keep_style()
+            self._end_segment()
             return 0
         self._finished = True
         while self._stepped < self.lookahead_frames:  # a segment shorter than the look-ahead
@@ -365,7 +365,8 @@ class LipStream:
     def _zero_prior(self) -> np.ndarray:
         return np.zeros(self._r.cfg.mouth_dim, np.float32)
 
-    def _reset_keep_style(self) -> None:
+    def _end_segment(self) -> None:
+        """A fresh LSTM state for the next segment; push()'s waiting motion frames are kept."""
         pending = self._pending
         self._reset()
         self._pending = pending
@@ -391,7 +392,7 @@ class LipStream:
             out[k, MOUTH_SLICE] = np.clip(self._step(self._next_feature(), prior), 0.0, 1.0)
             self._made += 1
         if self._finished and self._made == self._seen:
-            self._reset_keep_style()
+            self._end_segment()
         return out
 
     # -- data: motion in, refined motion out (offline use) ----------------------------
