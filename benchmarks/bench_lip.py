@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_lip.py [--ckpt CKPT] [--seconds 20] [--threads 1]
 
 Prints JSON: wall and CPU (process) ms per frame for each backend (torch, onnx), the lookahead,
-and the parameter count. Without shipped weights a randomly initialised default-size network is
-timed (cost does not depend on the weight values) and ``"weights"`` says so.
+the parameter count and the number of ensemble members. Without shipped weights a randomly
+initialised default-size network is timed (cost does not depend on the weight values) and
+``"weights"`` says so.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from emostream.arkit import MOTION_DIM
 from emostream.engine.features import FEATURE_DIM
 from emostream.engine.lip import LipRefiner, default_weights_path
 from emostream.errors import CheckpointError
+from emostream.models.lip_ensemble import LipEnsemble, LipNet, load_lip_net
 from emostream.models.lip_refiner import LipRefiner as Net
-from emostream.models.lip_refiner import LipRefinerConfig, load_lip_checkpoint
+from emostream.models.lip_refiner import LipRefinerConfig
 
 
 def main() -> None:
@@ -35,7 +37,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        net, _ = load_lip_checkpoint(args.ckpt or default_weights_path())
+        net: LipNet
+        net, _ = load_lip_net(args.ckpt or default_weights_path())
         weights = str(args.ckpt or default_weights_path())
     except CheckpointError:
         torch.manual_seed(0)
@@ -55,6 +58,7 @@ def main() -> None:
         "lookahead_ms": net.cfg.lookahead_ms,
         "prior_input": net.cfg.prior_input,
         "parameters": sum(p.numel() for p in net.parameters()),
+        "members": len(net.members) if isinstance(net, LipEnsemble) else 1,  # an ensemble runs each member
     }
     for backend in ("torch", "onnx"):
         r = LipRefiner(net, backend=backend, device=args.device)

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from tiny_lip import noise_utt, tiny_lip_corpus, with_bilabial
 
 from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, EmotionStyle
-from emostream.config import SAMPLE_RATE, frames_covering
+from emostream.config import frames_covering
 from emostream.engine.features import features_for
 from emostream.errors import ConfigError
 from emostream.training.eval_lip import (
@@ -35,32 +36,9 @@ from emostream.training.train_lip import (
 JAW, CLOSE = BLENDSHAPE_INDEX["jawOpen"], BLENDSHAPE_INDEX["mouthClose"]
 
 
-def _utt(seed: int, split: str = "train") -> Utterance:
-    """Noise bursts ("speech", jaw open) separated by silences (jaw closed)."""
-    rng = np.random.default_rng(seed)
-    audio, phones, pos = [], [], 0
-    for _ in range(int(rng.integers(3, 6))):
-        for kind in ("sil", "aa"):
-            n = int(rng.integers(2400, 8000))
-            amp = 0.0 if kind == "sil" else 0.2
-            audio.append((amp * rng.standard_normal(n)).astype(np.float32))
-            phones.append(Phone(pos, pos + n, kind, kind))
-            pos += n
-    a = np.concatenate(audio)
-    t = frames_covering(len(a), 25)
-    targets = np.zeros((t, MOTION_DIM), np.float32)
-    for p in phones:
-        if p.viseme == "aa":
-            targets[p.start * 25 // SAMPLE_RATE : p.end * 25 // SAMPLE_RATE, JAW] = 0.6
-    targets[:, 50] = 0.3  # something non-mouth
-    return Utterance(
-        f"u{seed}", a, phones, targets, 25, EmotionStyle("happy", 0.5), "test", "v", "", split, seed
-    )
-
-
 @pytest.fixture(scope="module")
 def items():
-    utts = [_utt(s) for s in range(12)]
+    utts = [noise_utt(s) for s in range(12)]
     return prepare_items(utts, features_for, None, 1, np.random.default_rng(0), pad_silence_s=0.5)
 
 
@@ -98,7 +76,7 @@ def _noisy_target_prior(utts):
 
 
 def test_priors_training_and_items_cache(tmp_path, items):
-    fresh = prepare_items([_utt(s) for s in range(12)], features_for, None, 1, np.random.default_rng(0),
+    fresh = prepare_items([noise_utt(s) for s in range(12)], features_for, None, 1, np.random.default_rng(0),
                           pad_silence_s=0.5)  # fmt: skip
     small = {"hidden": 24, "lstm_layers": 1, "style_dim": 8, "head_hidden": 24, "prior_input": True}
     cfg = TrainLipConfig(steps=40, batch=6, crop_frames=60, eval_every=20, ckpt_every=20, model=small)
@@ -111,7 +89,7 @@ def test_priors_training_and_items_cache(tmp_path, items):
         assert [p.shape for p in it.priors] == [(m.shape[0], 27) for m in it.mouths]
         k = min(m.shape[0] for m in it.mouths)
         assert not np.allclose((it.priors[0] - it.mouths[0])[:k], (it.priors[1] - it.mouths[1])[:k])
-    again = prepare_items([_utt(0)], features_for, None, 1, np.random.default_rng(0), pad_silence_s=0.5)
+    again = prepare_items([noise_utt(0)], features_for, None, 1, np.random.default_rng(0), pad_silence_s=0.5)
     add_priors(again, gen, seed=3)
     assert np.array_equal(again[0].priors[0], fresh[0].priors[0])  # seeded
     res = train(cfg, fresh, fresh[:3], tmp_path / "prior")
@@ -186,7 +164,7 @@ def test_feature_perturbation_is_seeded_and_keeps_shape():
 def test_hold_out_real_takes_only_train_real():
     from emostream.training.train_lip import hold_out_real
 
-    utts = [_utt(s, "train") for s in range(3)] + [_utt(10 + s, "train_real") for s in range(10)]
+    utts = [noise_utt(s, "train") for s in range(3)] + [noise_utt(10 + s, "train_real") for s in range(10)]
     train_utts, held = hold_out_real(utts, 5)
     assert [u.uid for u in held] == ["u14", "u19"]
     assert len(train_utts) == 11 and not {u.uid for u in held} & {u.uid for u in train_utts}
@@ -198,11 +176,7 @@ def test_hold_out_real_takes_only_train_real():
 def test_real_copies_rest_loss_and_gate_calibration(tmp_path):
     from emostream.training.train_lip import calibrate_gate, validate
 
-    real = [_utt(20 + s, "train_real") for s in range(2)]
-    for u in real:  # a bilabial in the middle of each utterance's first "aa"
-        k = next(i for i, p in enumerate(u.phones) if p.viseme == "aa")
-        p = u.phones[k]
-        u.phones[k] = Phone(p.start, p.end, "m", "PP")
+    real = [with_bilabial(noise_utt(20 + s, "train_real")) for s in range(2)]  # a bilabial in the first "aa"
     its = prepare_items(real, features_for, None, 1, np.random.default_rng(0), 0.5, real_copies=3)
     assert all(len(it.feats) == 4 and it.real and len(it.bilabials) == 1 for it in its)
     small = {"hidden": 16, "lstm_layers": 1, "style_dim": 8, "head_hidden": 16}
@@ -227,13 +201,6 @@ def test_real_copies_rest_loss_and_gate_calibration(tmp_path):
     assert validate(model, its, its)["val_real_closure"] == 1.0
 
 
-def _with_bilabial(u: Utterance) -> Utterance:
-    k = next(i for i, p in enumerate(u.phones) if p.viseme == "aa")
-    p = u.phones[k]
-    u.phones[k] = Phone(p.start, p.end, "m", "PP")
-    return u
-
-
 def test_cli_real_hold_out_and_gate_calibration(tmp_path):
     """`emostream train lip` with the real-speech options on a tiny corpus: the held-out real
     utterances are recorded, and --calibrate-out writes a checkpoint with the chosen gate."""
@@ -241,18 +208,8 @@ def test_cli_real_hold_out_and_gate_calibration(tmp_path):
 
     from emostream.cli import app
     from emostream.models.lip_refiner import load_lip_checkpoint
-    from emostream.training.corpus import make_manifest, shard_entry, write_manifest, write_shard
 
-    utts = [_with_bilabial(_utt(s, "train")) for s in range(2)] + [_with_bilabial(_utt(2, "val"))]
-    utts += [_with_bilabial(_utt(s + 3, "train_real")) for s in range(4)]
-    for u in utts[3:]:
-        u.engine = "real"
-    root = tmp_path / "corpus"
-    (root / "shards").mkdir(parents=True)
-    write_shard(root / "shards" / "00000.npz", utts)
-    entry = shard_entry("shards/00000.npz", "test", utts, [])
-    write_manifest(root, make_manifest([entry], preset="t", seed=0, command="t", engines=["test"],
-                                       skipped={}, licences={}, fps=25))  # fmt: skip
+    root = tiny_lip_corpus(tmp_path / "corpus")
     out, cal = tmp_path / "lip", tmp_path / "lip_cal"
     args = ["train", "lip", "--data", str(root), "--out", str(out), "--steps", "3", "--batch", "2"]
     args += ["--hidden", "16", "--layers", "1", "--augment-copies", "0", "--real-augment-copies", "1"]

@@ -74,9 +74,9 @@ def register(app: typer.Typer) -> None:
             from dataclasses import replace
 
             from emostream.engine.lip import default_weights_path
-            from emostream.models.lip_refiner import load_lip_checkpoint
+            from emostream.models.lip_ensemble import load_lip_net
 
-            net, _ = load_lip_checkpoint(default_weights_path() if ckpt is None else ckpt)
+            net, _ = load_lip_net(default_weights_path() if ckpt is None else ckpt)
             net.cfg = replace(
                 net.cfg,
                 gate_scale=net.cfg.gate_scale if gate_scale is None else gate_scale,

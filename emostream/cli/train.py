@@ -12,7 +12,7 @@ import typer
 HELP = "Train models (EmoDiff, distillation, lip refiner, FOMM, emotion classifier)."
 
 #: Modules emostream.cli.train_<name>, each with ``register(app: typer.Typer)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("lip", "emodiff", "distill", "classifier", "fomm")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("lip", "lip_ensemble", "emodiff", "distill", "classifier", "fomm")
 
 
 def register(app: typer.Typer) -> None:

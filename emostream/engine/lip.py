@@ -37,15 +37,8 @@ import torch
 
 from emostream.arkit import EMOTION_INDEX, MOTION_DIM, MOUTH_SLICE, EmotionStyle
 from emostream.errors import CheckpointError, ConfigError, DependencyError, DeviceError, InputError
-from emostream.models.lip_refiner import (
-    CLIP_CHANNELS,
-    NEUTRAL,
-    ClipGraph,
-    LipRefinerConfig,
-    StepGraph,
-    load_lip_checkpoint,
-)
-from emostream.models.lip_refiner import LipRefiner as LipRefinerNet
+from emostream.models.lip_ensemble import LipNet, load_lip_net
+from emostream.models.lip_refiner import CLIP_CHANNELS, NEUTRAL, ClipGraph, LipRefinerConfig, StepGraph
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +70,7 @@ class _Backend(Protocol):
 
 
 class _TorchBackend:
-    def __init__(self, net: LipRefinerNet, device: str) -> None:
+    def __init__(self, net: LipNet, device: str) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
 
@@ -101,11 +94,11 @@ class _TorchBackend:
 
     @torch.inference_mode()
     def encode_clip(self, clip: np.ndarray) -> np.ndarray:
-        out = self.net.emotion.from_clip(torch.from_numpy(clip).to(self.device))
+        out = self.net.encode_clip(torch.from_numpy(clip).to(self.device))
         return out[0].cpu().numpy().astype(np.float32)
 
 
-def export_onnx(net: LipRefinerNet, step_path: str | Path, clip_path: str | Path) -> None:
+def export_onnx(net: LipNet, step_path: str | Path, clip_path: str | Path) -> None:
     """Export the streaming step and the reference-clip encoder as two ONNX graphs (opset 17).
 
     step: feature[1, F], style[1, D], h[L, 1, H], c[L, 1, H] (+ prior[1, M]) → mouth[1, M], h_out, c_out
@@ -133,7 +126,7 @@ def export_onnx(net: LipRefinerNet, step_path: str | Path, clip_path: str | Path
 
 
 class _OnnxBackend:
-    def __init__(self, net: LipRefinerNet, device: str) -> None:
+    def __init__(self, net: LipNet, device: str) -> None:
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is a core dependency
@@ -185,7 +178,7 @@ class StyleRef:
 class LipRefiner:
     """A loaded lip refiner: weights + backend. Cheap ``new_stream()`` per session."""
 
-    def __init__(self, net: LipRefinerNet, backend: str = "torch", device: str = "cpu") -> None:
+    def __init__(self, net: LipNet, backend: str = "torch", device: str = "cpu") -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"lip refiner backend must be one of {BACKENDS}, got {backend!r}")
         if device.startswith("cuda") and not torch.cuda.is_available() and backend == "torch":
@@ -199,7 +192,7 @@ class LipRefiner:
         self.device = device
         net = net.eval()
         # The label embedding is a table: label styles are computed here, identically for all backends.
-        self._labels = net.emotion.label.weight.detach().cpu().numpy().astype(np.float32)  # [8, D]
+        self._labels = net.label_table().detach().cpu().numpy().astype(np.float32)  # [8, D]
         self._backend: _Backend = (
             _TorchBackend(net, device) if backend == "torch" else _OnnxBackend(net, device)
         )
@@ -209,7 +202,7 @@ class LipRefiner:
         """Load ``path`` (NAME, NAME.safetensors or NAME.json) or, if None, the default weights."""
         p = default_weights_path() if path is None else Path(path)
         try:
-            net, _ = load_lip_checkpoint(p)
+            net, _ = load_lip_net(p)
         except CheckpointError as e:
             if path is None:
                 raise CheckpointError(

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -56,8 +56,19 @@ from emostream.training.checkpoint import (
 #: Reference clips are encoded from these channels of the motion vector (everything but the mouth).
 CLIP_CHANNELS: tuple[int, ...] = NON_MOUTH_INDICES
 NEUTRAL = EMOTION_INDEX["neutral"]
+if TYPE_CHECKING:
+    from emostream.models.lip_ensemble import LipNet
 _JAW = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])  # positions inside the mouth subset
 _CLOSE = MOUTH_INDICES.index(BLENDSHAPE_INDEX["mouthClose"])
+
+
+def closure_gate(raw: torch.Tensor, logit: torch.Tensor, scale: float, bias: float) -> torch.Tensor:
+    """raw mouth float[..., M], closure logit float[...] → mouth float[..., M]: mouthClose raised
+    by p · (jawOpen − mouthClose)⁺ with p = σ(scale · logit + bias) (see ``LipRefiner.mouth``)."""
+    jaw, close = raw[..., _JAW], raw[..., _CLOSE]
+    p = torch.sigmoid(scale * logit + bias)  # [...]
+    closed = close + p * torch.relu(jaw - close)  # [...]
+    return torch.cat([raw[..., :_CLOSE], closed[..., None], raw[..., _CLOSE + 1 :]], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -222,10 +233,15 @@ class LipRefiner(nn.Module):
 
     def gate(self, raw: torch.Tensor, logit: torch.Tensor) -> torch.Tensor:
         """The calibrated closure gate on raw float[..., M] → mouth float[..., M]."""
-        jaw, close = raw[..., _JAW], raw[..., _CLOSE]
-        p = torch.sigmoid(self.cfg.gate_scale * logit + self.cfg.gate_bias)  # [...]
-        closed = close + p * torch.relu(jaw - close)  # [...]
-        return torch.cat([raw[..., :_CLOSE], closed[..., None], raw[..., _CLOSE + 1 :]], dim=-1)
+        return closure_gate(raw, logit, self.cfg.gate_scale, self.cfg.gate_bias)
+
+    def label_table(self) -> torch.Tensor:
+        """float[8, D]: the label embeddings (a label style is neutral + intensity · (label − neutral))."""
+        return self.emotion.label.weight
+
+    def encode_clip(self, clip: torch.Tensor) -> torch.Tensor:
+        """clip float[B, T_ref, 28] → style float[B, D]."""
+        return self.emotion.from_clip(clip)
 
     def forward_train(
         self, features: torch.Tensor, style: torch.Tensor, prior: torch.Tensor | None = None
@@ -248,6 +264,18 @@ class LipRefiner(nn.Module):
         float[B, M]) → (mouth float[B, M], h', c'). What the streaming engine and the ONNX graph
         run: the same weights as ``forward``, written as explicit LSTM cells (a few small matmuls
         per frame, cheaper than a length-1 ``nn.LSTM`` call)."""
+        raw, logit, h, c = self.step_raw(feature, style, h, c, prior)
+        return self.gate(raw, logit), h, c
+
+    def step_raw(
+        self,
+        feature: torch.Tensor,
+        style: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        prior: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``step`` before the closure gate: (raw mouth float[B, M], closure logit float[B], h', c')."""
         x = self._inputs(feature, prior)  # [B, H]
         hs, cs = [], []
         for k in range(self.cfg.lstm_layers):
@@ -260,15 +288,15 @@ class LipRefiner(nn.Module):
             x = torch.sigmoid(o) * torch.tanh(ck)  # [B, H]
             hs.append(x)
             cs.append(ck)
-        y, _ = self.mouth(x, style, prior)  # [B, M]
-        return y, torch.stack(hs), torch.stack(cs)
+        raw, logit = self.head_raw(x, style, prior)  # [B, M], [B]
+        return raw, logit, torch.stack(hs), torch.stack(cs)
 
 
 class StepGraph(nn.Module):
     """Export wrapper for one streaming step (ONNX inputs/outputs by position; ``prior`` float[1, M]
     is an input only with ``prior_input``)."""
 
-    def __init__(self, model: LipRefiner) -> None:
+    def __init__(self, model: LipNet) -> None:
         super().__init__()
         self.model = model
 
@@ -286,12 +314,12 @@ class StepGraph(nn.Module):
 class ClipGraph(nn.Module):
     """Export wrapper for the reference-clip emotion encoder: float[1, T_ref, 28] → float[1, D]."""
 
-    def __init__(self, model: LipRefiner) -> None:
+    def __init__(self, model: LipNet) -> None:
         super().__init__()
-        self.encoder = model.emotion
+        self.model = model
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.encoder.from_clip(clip)
+        return self.model.encode_clip(clip)
 
 
 KIND = "lip_refiner"

@@ -49,6 +49,7 @@ from emostream.arkit import BLENDSHAPE_INDEX, MOUTH_INDICES, MOUTH_SLICE, NUM_MO
 from emostream.config import DEFAULT_SEED, SAMPLE_RATE
 from emostream.engine.features import N_MELS
 from emostream.errors import ConfigError, InputError
+from emostream.models.lip_ensemble import LipEnsemble, LipNet
 from emostream.models.lip_refiner import (
     CLIP_CHANNELS,
     LipRefiner,
@@ -350,9 +351,13 @@ def loss_fn(model: LipRefiner, b: Batch, cfg: TrainLipConfig, w: torch.Tensor) -
 
 
 @torch.no_grad()
-def head_outputs(model: LipRefiner, it: _Item) -> tuple[np.ndarray, np.ndarray]:
+def head_outputs(model: LipNet, it: _Item) -> tuple[np.ndarray, np.ndarray]:
     """Clean-audio, label-style pass over one item: (raw head mouth float[T, 27] before the
-    closure gate, closure logit float[T]), aligned with the item's frames."""
+    closure gate, closure logit float[T]), aligned with the item's frames. An ensemble gives
+    the mean of its members' (as ``LipEnsemble.step`` averages them)."""
+    if isinstance(model, LipEnsemble):
+        outs = [head_outputs(m, it) for m in model.nets]
+        return np.mean([o[0] for o in outs], axis=0), np.mean([o[1] for o in outs], axis=0)
     lookahead = model.cfg.lookahead_frames
     f = it.feats[0]
     f = np.concatenate([f, np.repeat(f[-1:], lookahead, axis=0)])
@@ -414,7 +419,7 @@ GATE_BIASES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)
 
 @torch.no_grad()
 def calibrate_gate(
-    model: LipRefiner, sets: Mapping[str, Sequence[_Item]], mae_tolerance: float = 0.02
+    model: LipNet, sets: Mapping[str, Sequence[_Item]], mae_tolerance: float = 0.02
 ) -> dict[str, Any]:
     """Closure-gate calibration (scale, bias) on held-out validation sets (never a test split).
 
