@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from tiny_lip import tiny_lip_corpus
+from tiny_lip import chunked_refine, tiny_lip_corpus
 
-from emostream.arkit import MOTION_DIM, MOUTH_SLICE, EmotionStyle
+from emostream.arkit import MOTION_DIM, MOUTH_SLICE
 from emostream.engine.lip import LipRefiner, StyleRef
 from emostream.errors import CheckpointError, ConfigError
 from emostream.models.lip_ensemble import LipEnsemble, LipEnsembleConfig, load_lip_net, save_lip_ensemble
@@ -45,23 +45,13 @@ def ens() -> LipEnsemble:
     return LipEnsemble.of([_net(0), _net(1, layers=1, style_dim=6), _net(2)], gate_scale=1.5, gate_bias=2.0)
 
 
-def _run(refiner: LipRefiner, feats: np.ndarray, motion: np.ndarray, sizes: list[int]) -> np.ndarray:
-    s = refiner.new_stream(EmotionStyle("angry", 0.8))
-    out, i = [], 0
-    for n in sizes:
-        out.append(s.push(feats[i : i + n], motion[i : i + n]))
-        i += n
-    out += [s.push(feats[i:], motion[i:]), s.flush()]
-    return np.concatenate(out)
-
-
 def test_identical_members_give_the_member(data):
     """Two copies of one net average to that net: same mouth as the single refiner, same gate."""
     feats, motion = data
     one = _net(0)
     one.cfg = replace(one.cfg, gate_scale=1.5, gate_bias=2.0)
-    single = _run(LipRefiner(one), feats, motion, [T])
-    double = _run(LipRefiner(LipEnsemble.of([one, one], 1.5, 2.0)), feats, motion, [T])
+    single = chunked_refine(LipRefiner(one), feats, motion, [T])
+    double = chunked_refine(LipRefiner(LipEnsemble.of([one, one], 1.5, 2.0)), feats, motion, [T])
     np.testing.assert_allclose(double, single, atol=1e-6)
 
 
@@ -85,10 +75,10 @@ def test_step_averages_the_members_heads(ens, data):
 @pytest.mark.parametrize("sizes", [[1] * 20, [7, 3, 11], [33]])
 def test_chunking_is_bit_identical_and_onnx_agrees(ens, data, sizes):
     feats, motion = data
-    whole = _run(LipRefiner(ens), feats, motion, [T])
-    np.testing.assert_array_equal(_run(LipRefiner(ens), feats, motion, sizes), whole)
+    whole = chunked_refine(LipRefiner(ens), feats, motion, [T])
+    np.testing.assert_array_equal(chunked_refine(LipRefiner(ens), feats, motion, sizes), whole)
     if sizes == [33]:
-        onnx = _run(LipRefiner(ens, backend="onnx"), feats, motion, sizes)
+        onnx = chunked_refine(LipRefiner(ens, backend="onnx"), feats, motion, sizes)
         assert np.abs(onnx - whole).max() < 1e-4
         keep = np.ones(MOTION_DIM, bool)
         keep[MOUTH_SLICE] = False
@@ -117,14 +107,20 @@ def test_checkpoint_round_trip_half_and_errors(tmp_path, ens, data):
     net, meta = load_lip_net(tmp_path / "ens.json")
     assert isinstance(net, LipEnsemble) and meta == {"note": "t"}
     np.testing.assert_array_equal(
-        _run(LipRefiner(net), feats, motion, [T]), _run(LipRefiner(ens), feats, motion, [T])
+        chunked_refine(LipRefiner(net), feats, motion, [T]),
+        chunked_refine(LipRefiner(ens), feats, motion, [T]),
     )
     save_lip_ensemble(ens, tmp_path / "half", half=True)
     assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (
         tmp_path / "ens.safetensors"
     ).stat().st_size
     half = LipRefiner.load(tmp_path / "half")
-    assert np.abs(_run(half, feats, motion, [T]) - _run(LipRefiner(ens), feats, motion, [T])).max() < 0.02
+    assert (
+        np.abs(
+            chunked_refine(half, feats, motion, [T]) - chunked_refine(LipRefiner(ens), feats, motion, [T])
+        ).max()
+        < 0.02
+    )
     save_lip_checkpoint(_net(0), tmp_path / "single")
     assert isinstance(load_lip_net(tmp_path / "single")[0], Net)  # the kind decides
     doc = json.loads((tmp_path / "ens.json").read_text())

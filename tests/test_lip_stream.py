@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny_lip import chunked_refine
 
 from emostream.arkit import MOTION_DIM, MOUTH_SLICE, NON_MOUTH_INDICES, EmotionStyle
 from emostream.engine.lip import LipRefiner, StyleRef
@@ -45,17 +46,6 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def _chunked(refiner: LipRefiner, feats: np.ndarray, motion: np.ndarray, sizes: list[int]) -> np.ndarray:
-    s = refiner.new_stream(EmotionStyle("happy", 0.7))
-    out, i = [], 0
-    for n in sizes:
-        out.append(s.push(feats[i : i + n], motion[i : i + n]))
-        i += n
-    out.append(s.push(feats[i:], motion[i:]))
-    out.append(s.flush())
-    return np.concatenate(out)
-
-
 @pytest.fixture(scope="module")
 def whole(refiner, data) -> np.ndarray:
     return refiner.refine(*data, EmotionStyle("happy", 0.7))
@@ -66,7 +56,7 @@ def whole(refiner, data) -> np.ndarray:
 def test_random_chunking_is_bit_identical(refiner, data, whole, sizes):
     feats, motion = data
     assert whole.shape == (T, MOTION_DIM)
-    assert np.array_equal(_chunked(refiner, feats, motion, sizes), whole)
+    assert np.array_equal(chunked_refine(refiner, feats, motion, sizes), whole)
 
 
 def test_output_lags_by_lookahead_and_matches_batch_forward(refiner, data):

@@ -1,4 +1,4 @@
-"""Tiny lip-refiner data for the tests: noise-burst utterances and a one-shard corpus."""
+"""Lip-refiner test helpers: chunked streaming, noise-burst utterances and a one-shard corpus."""
 
 from __future__ import annotations
 
@@ -8,9 +8,23 @@ import numpy as np
 
 from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, EmotionStyle
 from emostream.config import SAMPLE_RATE, frames_covering
+from emostream.engine.lip import LipRefiner
 from emostream.training.schema import Phone, Utterance
 
 JAW = BLENDSHAPE_INDEX["jawOpen"]
+
+
+def chunked_refine(
+    refiner: LipRefiner, feats: np.ndarray, motion: np.ndarray, sizes: list[int], style: str = "happy:0.7"
+) -> np.ndarray:
+    """The refined motion with the input pushed in chunks of ``sizes`` (then the rest), flushed."""
+    s = refiner.new_stream(style)
+    out, i = [], 0
+    for n in sizes:
+        out.append(s.push(feats[i : i + n], motion[i : i + n]))
+        i += n
+    out += [s.push(feats[i:], motion[i:]), s.flush()]
+    return np.concatenate(out)
 
 
 def noise_utt(seed: int, split: str = "train") -> Utterance:
