@@ -1,6 +1,7 @@
 """The lip refiner stage of the engine: re-predicts the mouth of each motion frame from the audio.
 
-``LipRefiner.load()`` loads the default weights (or a checkpoint) on a backend chosen once
+``LipRefiner.load()`` loads the default weights (or a checkpoint: one refiner, or an ensemble of
+refiners, ``emostream.models.lip_ensemble``, which streams the same way) on a backend chosen once
 (torch on cpu/cuda, or ONNX Runtime); ``.new_stream(emotion)`` gives a ``LipStream`` that carries
 the LSTM state across chunks. Frames are processed one at a time, so the output is bit-identical
 for any chunking of the same input.

@@ -23,6 +23,9 @@ emotional upper face is kept while the mouth follows the audio tightly.
   The prior of frame ``i`` is out when EmoDiff emits frame ``i``, which already needs the features
   of ``i + lookahead_frames``, so the stage adds no latency.
 
+Several trained refiners can run as one: ``emostream.models.lip_ensemble.LipEnsemble`` averages
+their head outputs before the closure gate (the shipped weights are such an ensemble).
+
 Shapes: B batch, T frames, F = ``feature_dim``, H = ``hidden``, D = ``style_dim``, M = 27,
 P = M with ``prior_input`` else 0.
 """
@@ -53,11 +56,12 @@ from emostream.training.checkpoint import (
     save_checkpoint,
 )
 
+if TYPE_CHECKING:
+    from emostream.models.lip_ensemble import LipNet
+
 #: Reference clips are encoded from these channels of the motion vector (everything but the mouth).
 CLIP_CHANNELS: tuple[int, ...] = NON_MOUTH_INDICES
 NEUTRAL = EMOTION_INDEX["neutral"]
-if TYPE_CHECKING:
-    from emostream.models.lip_ensemble import LipNet
 _JAW = MOUTH_INDICES.index(BLENDSHAPE_INDEX["jawOpen"])  # positions inside the mouth subset
 _CLOSE = MOUTH_INDICES.index(BLENDSHAPE_INDEX["mouthClose"])
 
