@@ -134,9 +134,7 @@ class LipEnsemble(nn.Module):
         float[ΣL, B, H] (+ prior float[B, M]) → (mouth float[B, M], h', c')."""
         raws, logits, hs, cs = [], [], [], []
         styles = style.split(self._styles, dim=1)  # N × [B, D_k]
-        for m, s, hk, ck in zip(
-            self.nets, styles, h.split(self._layers), c.split(self._layers), strict=True
-        ):
+        for m, s, hk, ck in zip(self.nets, styles, h.split(self._layers), c.split(self._layers), strict=True):
             raw, logit, h2, c2 = m.step_raw(feature, s, hk, ck, prior)
             raws.append(raw)
             logits.append(logit)
