@@ -75,6 +75,10 @@ class Block(nn.Module):
         super().__init__()
         d = cfg.d_model
         self.n_heads = cfg.n_heads
+        # Python constants, not read off tensor shapes: the ONNX tracer then records no
+        # shape-to-float conversions (and prints no TracerWarnings).
+        self.d_model, self.head_dim = d, d // cfg.n_heads
+        self.att_scale = 1.0 / math.sqrt(self.head_dim)
         self.ln1 = nn.LayerNorm(d, elementwise_affine=False)
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
@@ -87,12 +91,12 @@ class Block(nn.Module):
 
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """h [B, W, d], c [B, d] -> [B, W, d]"""
-        B, W, d = h.shape
+        B, W = h.shape[0], h.shape[1]
         s1, b1, g1, s2, b2, g2 = self.ada(c).unsqueeze(1).chunk(6, dim=-1)  # each [B, 1, d]
         x = self.ln1(h) * (1 + s1) + b1
-        q, k, v = self.qkv(x).view(B, W, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(d // self.n_heads))  # [B, H, W, W]
-        y = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, W, d)  # [B, W, d]
+        q, k, v = self.qkv(x).view(B, W, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        att = (q @ k.transpose(-1, -2)) * self.att_scale  # [B, H, W, W]
+        y = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(B, W, self.d_model)  # [B, W, d]
         h = h + (1 + g1) * self.drop(self.proj(y))
         x = self.ln2(h) * (1 + s2) + b2
         return h + (1 + g2) * self.drop(self.ff(x))
@@ -140,8 +144,9 @@ class EmoDiff(nn.Module):
         mask: torch.Tensor,
         keep: torch.Tensor,
     ) -> torch.Tensor:
-        _B, W, D = x_t.shape
-        assert self.cfg.window == W and D == MOTION_DIM, (W, D)
+        if not torch.jit.is_tracing():  # the exported graph has these shapes fixed
+            _B, W, D = x_t.shape
+            assert self.cfg.window == W and D == MOTION_DIM, (W, D)
         a = self.audio_enc((audio - self.feat_mean) / self.feat_std)  # [B, W, d]
         a = a + self.audio_conv(a.transpose(1, 2)).transpose(1, 2)  # local context
         ka, ks = keep[:, 0:1].unsqueeze(-1), keep[:, 1:2].unsqueeze(-1)  # [B, 1, 1] each
