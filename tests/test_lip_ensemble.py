@@ -167,6 +167,18 @@ def test_cli_builds_a_calibrated_ensemble(tmp_path, capsys):
     assert meta["real_val_utterances"] == ["u4", "u6"] and len(meta["members"]) == 2
     base_mae = meta["gate_calibration"]["base"]["val_real_mouth_mae"]
     assert chosen["val_real_mouth_mae"] <= base_mae * 1.05 + 1e-9
+    # The ensemble through `eval lip` (no EmoDiff base: refiner on only), with the VAD diagnostic.
+    res = runner.invoke(
+        app, ["eval", "lip", "--data", str(root), "--ckpt", str(tmp_path / "ens"), "--motion", "none"]
+    )
+    assert res.exit_code == 0, res.output
+    ev = json.loads(res.output)
+    assert ev["split"] == "val" and ev["gate"] == {"scale": chosen["scale"], "bias": chosen["bias"]}
+    on = ev["refiner_on"]
+    assert (
+        on["refiner"] is True and on["n_bilabials"] == 1 and 0 <= on["n_quiet_silences"] <= on["n_silences"]
+    )
+    assert "refiner_off" not in ev
     with pytest.raises(SystemExit) as exc:
         main([*args[:4], "--member", str(tmp_path / "c"), *args[6:]])
     assert exc.value.code == 2 and "holds out other real utterances" in capsys.readouterr().err

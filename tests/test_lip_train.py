@@ -18,6 +18,7 @@ from emostream.training.eval_lip import (
     lip_metrics,
     mouth_mae,
     pad_utterance,
+    quiet_silence_rest,
     silence_rest,
     silent_stretches,
 )
@@ -127,12 +128,28 @@ def test_metrics_on_crafted_sequences():
     m[:, JAW] = 0.05
     m[:, CLOSE] = 0.0
     assert silence_rest(m, phones, 14400 + 6400, fps) == (2, 2)
+    # Quiet pauses only: the VAD hears speech in the trailing pause (interior frames 26..28), whose mouth
+    # moves; it is left out of quiet_silence_rest but still fails silence_rest.
+    speech = np.zeros(n, np.float32)
+    speech[27] = 0.9
+    m[27, JAW] = 0.3
+    assert silence_rest(m, phones, 14400 + 6400, fps) == (1, 2)
+    assert quiet_silence_rest(m, phones, 14400 + 6400, fps, speech) == (1, 1)
+    speech[27] = 0.4  # under the VAD threshold: quiet, so it counts (and fails)
+    assert quiet_silence_rest(m, phones, 14400 + 6400, fps, speech) == (1, 2)
+    m[27, JAW] = 0.05
     t = m.copy()
     t[:, JAW] = np.linspace(0, 1, n)
     assert mouth_mae(t, t) == 0.0 and jaw_corr([t], [t]) == pytest.approx(1.0)
     u = Utterance("x", np.zeros(20800, np.float32), phones, t, fps, EmotionStyle(), "test", "v", "", "val", 0)
     res = lip_metrics([t], [u])
     assert res["n_bilabials"] == 2 and res["n_silences"] == 2 and res["mouth_mae"] == 0.0
+    assert "silence_rest_quiet" not in res
+    speech[27] = 0.9
+    moving = m.copy()
+    moving[27, JAW] = 0.3  # the mouth follows the sound in the trailing pause
+    res = lip_metrics([moving], [u], [speech])
+    assert res["silence_rest"] == 0.5 and res["n_quiet_silences"] == 1 and res["silence_rest_quiet"] == 1.0
     # pad_utterance: 1 s of silence each side (25 frames, 16000 samples), targets redrawn by
     # the corpus generator for the padded phones: the mouth is at rest in the pads.
     real = Utterance("y", np.zeros(20800, np.float32), phones, t, fps, EmotionStyle("happy", 0.6), "test",

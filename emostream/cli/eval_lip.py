@@ -108,7 +108,9 @@ def register(app: typer.Typer) -> None:
                     return int(clf(torch.from_numpy(m[None].astype(np.float32))).argmax(1)[0])
 
             classify = classify_fn
-        res = evaluate(utts, refiner, features_for, base_fn, classify)
+        from emostream.engine.vad import speech_probs
+
+        res = evaluate(utts, refiner, features_for, base_fn, classify, vad=speech_probs)
         doc = {
             "split": split,
             "utterances": len(utts),

@@ -12,7 +12,9 @@ Functions other evaluators call (``emostream eval motion`` uses them for its ref
   ``SILENCE_MIN_S`` (time not covered by a speech phone); a stretch is at rest when its interior
   (``REST_MARGIN_S`` trimmed at each end for coarticulation) has jawOpen ≤ ``REST_JAW`` and lip
   gap ≤ ``CLOSED_GAP`` on every frame.
-- ``lip_metrics(preds, utts)``: all of the above over a list of utterances, as a dict.
+- ``quiet_silence_rest(motion, phones, n_samples, fps, speech)``: the same over the stretches the
+  VAD hears no speech in (a diagnostic: aligned pauses that still hold sound are left out).
+- ``lip_metrics(preds, utts[, speech])``: all of the above over a list of utterances, as a dict.
 - ``refine_sequence(refiner, features, motion, emotion)``: the refined motion through one stream.
 """
 
@@ -85,29 +87,65 @@ def silent_stretches(phones: Sequence[Phone], n_samples: int) -> list[tuple[int,
     return [(int(a), int(b)) for a, b in spans if b - a > min_len]
 
 
-def silence_rest(motion: np.ndarray, phones: Sequence[Phone], n_samples: int, fps: int) -> tuple[int, int]:
-    rest = total = 0
+def _rest_interiors(
+    phones: Sequence[Phone], n_samples: int, fps: int, n_frames: int
+) -> list[tuple[int, int]]:
+    """[f0, f1) frame spans of the silent stretches' interiors: whole frames inside
+    [start + REST_MARGIN_S, end − REST_MARGIN_S), empty ones left out."""
     margin = int(REST_MARGIN_S * SAMPLE_RATE)
+    spans = []
     for a, b in silent_stretches(phones, n_samples):
-        # Interior frames: whole frames inside [a + margin, b - margin).
         f0 = -((-(a + margin) * fps) // SAMPLE_RATE)
-        f1 = min(len(motion), _frame_of(b - margin, fps))
-        if f1 <= f0:
-            continue
-        seg = motion[f0:f1]
-        total += 1
-        rest += int(bool((seg[:, JAW] <= REST_JAW).all() and (lip_gap(seg) <= CLOSED_GAP).all()))
-    return rest, total
+        f1 = min(n_frames, _frame_of(b - margin, fps))
+        if f1 > f0:
+            spans.append((f0, f1))
+    return spans
 
 
-def lip_metrics(preds: Sequence[np.ndarray], utts: Sequence[Utterance]) -> dict[str, float | int | None]:
-    """Mouth and closure metrics of ``preds[i]`` (float[T_i, 55]) against ``utts[i]``."""
+def _at_rest(seg: np.ndarray) -> bool:
+    return bool((seg[:, JAW] <= REST_JAW).all() and (lip_gap(seg) <= CLOSED_GAP).all())
+
+
+def silence_rest(motion: np.ndarray, phones: Sequence[Phone], n_samples: int, fps: int) -> tuple[int, int]:
+    spans = _rest_interiors(phones, n_samples, fps, len(motion))
+    return sum(_at_rest(motion[f0:f1]) for f0, f1 in spans), len(spans)
+
+
+def quiet_silence_rest(
+    motion: np.ndarray, phones: Sequence[Phone], n_samples: int, fps: int, speech: np.ndarray
+) -> tuple[int, int]:
+    """``silence_rest`` over the stretches whose interior the VAD hears no speech in (``speech``:
+    float[T] speech probability per frame, all below ``SPEECH_THRESHOLD``). A diagnostic beside the
+    metric: it separates a mouth that fails to rest from an aligned pause that still holds sound
+    (a consonant the aligner ended early, a breath), where a mouth following the audio moves."""
+    from emostream.engine.vad import SPEECH_THRESHOLD
+
+    spans = [
+        (f0, f1)
+        for f0, f1 in _rest_interiors(phones, n_samples, fps, len(motion))
+        if float(np.max(speech[f0:f1], initial=0.0)) < SPEECH_THRESHOLD
+    ]
+    return sum(_at_rest(motion[f0:f1]) for f0, f1 in spans), len(spans)
+
+
+def lip_metrics(
+    preds: Sequence[np.ndarray], utts: Sequence[Utterance], speech: Sequence[np.ndarray] | None = None
+) -> dict[str, float | int | None]:
+    """Mouth and closure metrics of ``preds[i]`` (float[T_i, 55]) against ``utts[i]``; with
+    ``speech`` (the VAD's float[T_i] per utterance) also rest over the pauses the VAD finds quiet."""
     closed = n_bil = rest = n_sil = 0
     for pred, u in zip(preds, utts, strict=True):
         c, n = bilabial_closure(pred, u.phones, u.fps)
         closed, n_bil = closed + c, n_bil + n
         r, m = silence_rest(pred, u.phones, len(u.audio), u.fps)
         rest, n_sil = rest + r, n_sil + m
+    quiet: dict[str, float | int | None] = {}
+    if speech is not None:
+        qr = qn = 0
+        for pred, u, sp in zip(preds, utts, speech, strict=True):
+            r, m = quiet_silence_rest(pred, u.phones, len(u.audio), u.fps, sp)
+            qr, qn = qr + r, qn + m
+        quiet = {"silence_rest_quiet": qr / qn if qn else None, "n_quiet_silences": qn}
     return {
         "mouth_mae": float(np.mean([mouth_mae(p, u.targets) for p, u in zip(preds, utts, strict=True)])),
         "jaw_corr": jaw_corr(preds, [u.targets for u in utts]),
@@ -116,6 +154,7 @@ def lip_metrics(preds: Sequence[np.ndarray], utts: Sequence[Utterance]) -> dict[
         "n_bilabials": n_bil,
         "n_silences": n_sil,
         "n_utterances": len(utts),
+        **quiet,
     }
 
 
@@ -160,13 +199,15 @@ def evaluate(
     featurize: Callable[[np.ndarray, int], np.ndarray],
     base_motion: Callable[[Utterance, np.ndarray], np.ndarray] | None = None,
     classify: Callable[[np.ndarray], int] | None = None,
+    vad: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> dict[str, dict[str, float | int | None]]:
     """Metrics with the refiner on, and off (``base_motion``'s own mouth) when a base is given.
 
     ``base_motion(utt, features) -> float32[T, 55]`` is the motion model's output for the
     utterance (EmoDiff without refiner). Without it the refiner runs over neutral motion (its
     mouth output does not depend on the incoming mouth) and only ``"on"`` is returned.
-    ``classify(motion float32[T, 55]) -> emotion index`` adds ``emotion_acc`` to on and off."""
+    ``classify(motion float32[T, 55]) -> emotion index`` adds ``emotion_acc`` to on and off;
+    ``vad(audio, fps) -> float[T]`` (speech probability per frame) adds ``silence_rest_quiet``."""
     on_preds, off_preds = [], []
     for u in utts:
         n = frames_covering(len(u.audio), u.fps)
@@ -179,15 +220,16 @@ def evaluate(
         base = np.asarray(base, dtype=np.float32)[:n]
         on_preds.append(refine_sequence(refiner, feats, base, u.emotion))
         off_preds.append(base)
-    out = {"on": lip_metrics(on_preds, utts)}
+    speech = [vad(u.audio, u.fps) for u in utts] if vad is not None else None
+    out = {"on": lip_metrics(on_preds, utts, speech)}
     if base_motion is not None:
-        out["off"] = lip_metrics(off_preds, utts)
+        out["off"] = lip_metrics(off_preds, utts, speech)
     if classify is not None:
         for key, preds in (("on", on_preds), ("off", off_preds)):
             if key in out:
                 hits = [classify(p) == u.emotion.index for p, u in zip(preds, utts, strict=True)]
                 out[key]["emotion_acc"] = float(np.mean(hits))
-    out["targets"] = lip_metrics([u.targets for u in utts], utts)
+    out["targets"] = lip_metrics([u.targets for u in utts], utts, speech)
     return out
 
 
