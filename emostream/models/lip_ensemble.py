@@ -87,7 +87,8 @@ class LipEnsemble(nn.Module):
 
     def __init__(self, cfg: LipEnsembleConfig) -> None:
         super().__init__()
-        self.ens_cfg = cfg
+        # The gate calibration lives in ``cfg`` only (as on ``LipRefiner``: replace it there);
+        # ``ens_cfg`` is derived from it and the members.
         self.cfg = cfg.stream_cfg()
         self.members = nn.ModuleList(LipRefiner(m) for m in cfg.members)
         self._layers = [m.lstm_layers for m in cfg.members]
@@ -108,6 +109,11 @@ class LipEnsemble(nn.Module):
     def nets(self) -> list[LipRefiner]:
         """The members, typed."""
         return cast(list[LipRefiner], list(self.members))
+
+    @property
+    def ens_cfg(self) -> LipEnsembleConfig:
+        """The checkpoint config: the members' configs and the current gate."""
+        return LipEnsembleConfig(tuple(m.cfg for m in self.nets), self.cfg.gate_scale, self.cfg.gate_bias)
 
     def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """(h, c), each float[ΣL, B, H] of zeros."""
@@ -159,29 +165,15 @@ def save_lip_ensemble(
 
 def load_lip_net(path: str | Path) -> tuple[LipNet, dict[str, Any]]:
     """A lip refiner or lip ensemble checkpoint (its JSON ``kind`` decides) → (model in eval mode, meta)."""
-    _, js_path = checkpoint_paths(path)
-    kind = _kind(js_path)
-    if kind == REFINER_KIND:
+    doc = read_checkpoint_json(path, (REFINER_KIND, KIND))
+    if doc["kind"] == REFINER_KIND:
         return load_lip_checkpoint(path)
-    doc = read_checkpoint_json(path, KIND)
     try:
         cfg = LipEnsembleConfig.from_dict(doc["config"])
     except (TypeError, ValueError, ConfigError) as e:
-        raise CheckpointError(f"bad lip ensemble config: {e}", js_path) from e
+        raise CheckpointError(f"bad lip ensemble config: {e}", checkpoint_paths(path)[1]) from e
     model = LipEnsemble(cfg)
     load_into(path, model)
     model.eval()
     meta = doc.get("meta", {})
     return model, meta if isinstance(meta, dict) else {}
-
-
-def _kind(js_path: Path) -> str:
-    """The ``kind`` of a checkpoint JSON (``read_checkpoint_json`` reports what is wrong with it)."""
-    import json
-
-    try:
-        doc = json.loads(js_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return REFINER_KIND  # let the full reader raise its precise error
-    kind = doc.get("kind") if isinstance(doc, dict) else None
-    return kind if kind == KIND else REFINER_KIND

@@ -60,8 +60,8 @@ def save_checkpoint(
     return st_path
 
 
-def read_checkpoint_json(path: str | Path, kind: str) -> dict[str, Any]:
-    """The JSON document of a checkpoint; checks that it is the expected ``kind``."""
+def read_checkpoint_json(path: str | Path, kind: str | tuple[str, ...]) -> dict[str, Any]:
+    """The JSON document of a checkpoint; checks that it is the expected ``kind`` (or one of them)."""
     _, js_path = checkpoint_paths(path)
     if not js_path.is_file():
         raise CheckpointError("checkpoint config not found (expected NAME.json)", js_path)
@@ -71,8 +71,10 @@ def read_checkpoint_json(path: str | Path, kind: str) -> dict[str, Any]:
         raise CheckpointError(f"unreadable checkpoint config: {e}", js_path) from e
     if not isinstance(doc, dict) or "config" not in doc or "kind" not in doc:
         raise CheckpointError("checkpoint config lacks 'kind'/'config' keys", js_path)
-    if doc["kind"] != kind:
-        raise CheckpointError(f"checkpoint is a {doc['kind']!r} model, expected {kind!r}", js_path)
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if doc["kind"] not in kinds:
+        want = " or ".join(repr(k) for k in kinds)
+        raise CheckpointError(f"checkpoint is a {doc['kind']!r} model, expected {want}", js_path)
     if doc.get("format") != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint format {doc.get('format')!r} unsupported (expected {FORMAT_VERSION})", js_path

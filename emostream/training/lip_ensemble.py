@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ def build_ensemble(
     """The calibrated ensemble of ``members`` and its calibration record (choice, base, grid)."""
     ens = LipEnsemble.of(list(members))
     cal = calibrate_gate(ens, sets, mae_tolerance=mae_tolerance)
-    ens = LipEnsemble.of(list(members), cal["scale"], cal["bias"])
+    ens.cfg = replace(ens.cfg, gate_scale=cal["scale"], gate_bias=cal["bias"])
     log.info("ensemble gate: scale %s bias %s", cal["scale"], cal["bias"])
     record = {
         "sets": {k: len(v) for k, v in sets.items()},
