@@ -99,6 +99,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from emostream.errors import DeviceError
+        from emostream.training.corpus import corpus_fingerprint
         from emostream.training.train_lip import (
             TRAIN_SPLITS,
             VAL_SPLIT,
@@ -129,9 +130,10 @@ def register(app: typer.Typer) -> None:
             load_utterances(data, TRAIN_SPLITS, fps, limit, synthetic_stride), real_val_every
         )
         key = {
-            "data": str(Path(data).resolve()), "fps": fps, "limit": limit, "stride": synthetic_stride,
-            "copies": augment_copies, "real_copies": real_augment_copies, "real_val_every": real_val_every,
-            "seed": seed, "prior": [str(prior_motion), prior_steps] if prior_input else None,
+            "data": str(Path(data).resolve()), "corpus": corpus_fingerprint(data), "fps": fps,
+            "limit": limit, "stride": synthetic_stride, "copies": augment_copies,
+            "real_copies": real_augment_copies, "real_val_every": real_val_every, "seed": seed,
+            "prior": [str(prior_motion), prior_steps] if prior_input else None,
         }  # fmt: skip
         cached = load_items_cache(items_cache, key) if items_cache is not None else None
         if cached is not None:

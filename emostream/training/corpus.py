@@ -214,6 +214,20 @@ def load_corpus(root: str | Path, split: str | None = None) -> Iterator[Utteranc
                 yield utt
 
 
+def corpus_fingerprint(root: str | Path) -> str:
+    """SHA-256 over the manifest and every shard's bytes: caches of prepared items key on it, so
+    a corpus rebuilt in place (new phones or targets, same options) is never served stale."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update((Path(root) / "manifest.json").read_bytes())
+    for shard in read_manifest(root)["shards"]:
+        with open(Path(root) / shard["file"], "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 # ----------------------------------------------------------------------------- build
 
 _ENGINES: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from typing import Any
 from emostream.errors import ConfigError, InputError
 from emostream.models.lip_ensemble import LipEnsemble
 from emostream.models.lip_refiner import LipRefiner, load_lip_checkpoint
+from emostream.training.corpus import corpus_fingerprint
 from emostream.training.train_lip import (
     VAL_SPLIT,
     _Item,
@@ -63,8 +64,8 @@ def validation_sets(
 ) -> dict[str, list[_Item]]:
     """{"val": synthetic val items, "val_real": the held-out real items} with EmoDiff priors when
     the members take them (``prior``: their ``{"motion", "steps"}`` metadata)."""
-    key = {"data": str(Path(data).resolve()), "fps": fps, "seed": seed, "real": list(real_val_ids),
-           "prior": prior, "val_items": VAL_ITEMS}  # fmt: skip
+    key = {"data": str(Path(data).resolve()), "corpus": corpus_fingerprint(data), "fps": fps,
+           "seed": seed, "real": list(real_val_ids), "prior": prior, "val_items": VAL_ITEMS}  # fmt: skip
     cached = load_items_cache(cache, key) if cache is not None else None
     if cached is not None:
         val, real = cached

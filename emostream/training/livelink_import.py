@@ -17,6 +17,7 @@ from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_FPS, SAMPLE_RATE, frames_covering
 from emostream.errors import InputError
 from emostream.training.corpus import make_manifest, shard_entry, write_manifest, write_shard
+from emostream.training.pauses import FRAME, tighten_pauses
 from emostream.training.phones import SIL, arpabet_to_phone, finalize, make_phone
 from emostream.training.schema import SPLITS, Phone, Utterance
 
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 AUDIO_SUFFIXES = (".wav", ".mov", ".mp4", ".m4a", ".aac", ".flac", ".mp3", ".ogg")
 #: Calibration takes the app writes beside a recording; they hold no speech.
 _SKIP_SUFFIXES = ("_cal", "_neutral", "_calibration")
-_FRAME = SAMPLE_RATE // 100
 
 
 def find_takes(src: str | Path) -> list[tuple[Path, Path]]:
@@ -79,7 +79,7 @@ def recognize_phones(audio: np.ndarray, transcript: str | None) -> list[Phone]:
         for word in alignment:
             for ph in word:
                 name = arpabet_to_phone(ph.name) or SIL
-                phones.append(make_phone(ph.start * _FRAME, (ph.start + ph.duration) * _FRAME, name))
+                phones.append(make_phone(ph.start * FRAME, (ph.start + ph.duration) * FRAME, name))
     else:
         lm = str(Path(get_model_path()) / "en-us" / "en-us-phone.lm.bin")
         d = Decoder(
@@ -90,8 +90,8 @@ def recognize_phones(audio: np.ndarray, transcript: str | None) -> list[Phone]:
         d.end_utt()
         for seg in d.seg():
             name = arpabet_to_phone(seg.word) or SIL
-            phones.append(make_phone(seg.start_frame * _FRAME, (seg.end_frame + 1) * _FRAME, name))
-    return finalize(phones, len(audio))
+            phones.append(make_phone(seg.start_frame * FRAME, (seg.end_frame + 1) * FRAME, name))
+    return tighten_pauses(finalize(phones, len(audio)), audio)
 
 
 def import_take(

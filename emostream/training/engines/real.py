@@ -1,5 +1,6 @@
 """Real human speech: Asterisk's English prompts (one female speaker, 8 kHz, CC-BY-SA 3.0)
-with transcripts, phone-aligned by pocketsphinx (two decoding passes: align, then phones)."""
+with transcripts, phone-aligned by pocketsphinx (two decoding passes: align, then phones); pause
+edges are then checked against the audio's energy (``pauses.tighten_pauses``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ import numpy as np
 
 from emostream.config import SAMPLE_RATE
 from emostream.training.engines.base import Job, Speech, need_module, read_wav, to_16k
+from emostream.training.pauses import FRAME, speech_bounds, tighten_pauses
 from emostream.training.phones import SIL, arpabet_to_phone, finalize, make_phone
 from emostream.training.schema import Phone
 
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-_FRAME = SAMPLE_RATE // 100  # pocketsphinx frames are 10 ms
 
 _ONES = tuple(
     [
@@ -102,19 +103,6 @@ def is_test_prompt(name: str, fraction: float = 0.3) -> bool:
     return (zlib.crc32(name.encode()) % 1000) < fraction * 1000
 
 
-def _speech_bounds(audio: np.ndarray, margin: int = 5) -> tuple[int, int]:
-    """[lo, hi) sample range from the first to the last 10 ms frame within 35 dB of the
-    loudest, widened by ``margin`` frames."""
-    n = len(audio) // _FRAME
-    if n == 0:
-        return 0, len(audio)
-    rms = np.sqrt(np.mean(audio[: n * _FRAME].reshape(n, _FRAME) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -35)
-    lo = max(0, int(loud[0]) - margin) * _FRAME
-    hi = min(len(audio), (int(loud[-1]) + 1 + margin) * _FRAME)
-    return lo, hi
-
-
 def pcm16(audio: np.ndarray) -> bytes:
     """float32 [-1, 1] → little-endian s16 bytes, what pocketsphinx's ``process_raw`` reads."""
     return (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
@@ -172,26 +160,33 @@ class RealEngine:
             raise RuntimeError("no alignment")
         return alignment
 
-    def render(self, job: Job) -> Speech:
-        raw, rate = read_wav(str(SOUNDS_DIR / f"{job.source}.wav"))
-        audio = to_16k(raw, rate)
-        words = normalize(job.text)
-        lo, hi = _speech_bounds(audio)  # the aligner has no optional edge silence: trim it
+    def align(self, audio: np.ndarray, text: str) -> list[Phone]:
+        """Phones of 16 kHz ``audio`` aligned to its transcript ``text``, tiling the audio, pause
+        edges as pocketsphinx put them. RuntimeError when pocketsphinx cannot align them."""
+        words = normalize(text)
+        lo, hi = speech_bounds(audio)  # the aligner has no optional edge silence: trim it
         try:
             alignment = self._align(audio[lo:hi], words)
         except RuntimeError:  # trimming can cut a soft onset: retry on the whole file, wide beams
             lo, hi = 0, len(audio)
             try:
                 alignment = self._align(audio, words, wide=True)
-            except RuntimeError as e:
-                raise RuntimeError(f"pocketsphinx could not align {job.source}: {e}") from e
             finally:
                 self._decoder = None  # back to the normal decoder for the next prompt
         phones: list[Phone] = []
         for word in alignment:
             for ph in word:
                 name = arpabet_to_phone(ph.name) or SIL
-                start = lo + ph.start * _FRAME
-                end = lo + (ph.start + ph.duration) * _FRAME
+                start = lo + ph.start * FRAME
+                end = lo + (ph.start + ph.duration) * FRAME
                 phones.append(make_phone(start, min(end, len(audio)), name))
-        return Speech(audio=audio, phones=finalize(phones, len(audio)), text=job.text)
+        return finalize(phones, len(audio))
+
+    def render(self, job: Job) -> Speech:
+        raw, rate = read_wav(str(SOUNDS_DIR / f"{job.source}.wav"))
+        audio = to_16k(raw, rate)
+        try:
+            phones = self.align(audio, job.text)
+        except RuntimeError as e:
+            raise RuntimeError(f"pocketsphinx could not align {job.source}: {e}") from e
+        return Speech(audio=audio, phones=tighten_pauses(phones, audio), text=job.text)
