@@ -139,10 +139,11 @@ async def test_media_both_ways_and_control(running: Running) -> None:
     stats = next(m for m in client.messages if m["type"] == "stats")
     assert stats["video"]["sent"] > 0 and stats["mic"]["frames"] > 0
 
-    # Video: the 90 kHz clock at 25 fps, no gaps in the sent timeline; the sync pattern's
-    # white frames once a second.
-    pts = np.array([p for _, p, _ in client.video])
-    assert set(np.diff(pts)) <= {3600, 7200}
+    # Video: the 90 kHz clock at 25 fps: every step whole frames, nearly all exactly one (a
+    # loaded machine may drop a late frame); the sync pattern's white frames once a second.
+    steps = np.diff(np.array([p for _, p, _ in client.video]))
+    assert (steps > 0).all() and (steps % 3600 == 0).all()
+    assert (steps == 3600).mean() >= 0.9, f"frames dropped: {sorted(set(steps.tolist()))}"
     luma = np.array([img.mean() for _, _, img in client.video])
     assert (luma > 180).sum() >= 1 and (luma < 80).sum() > 40
     # Audio: 20 ms packets of 48 kHz; the microphone reached the session at 16 kHz.
