@@ -3,7 +3,8 @@ the take's ``NAME.mov``/``.wav``) into the corpus format, so users train on thei
 
 Targets are the recorded ARKit curves on the 25/30 fps grid; phones come from pocketsphinx:
 forced alignment when a transcript ``NAME.txt`` sits next to the CSV, else all-phone
-recognition (no transcript needed)."""
+recognition (no transcript needed); pause edges are then checked against the audio's energy
+(``pauses.tighten_pauses``)."""
 
 from __future__ import annotations
 
