@@ -25,9 +25,11 @@ from tqdm import tqdm
 from emostream.config import SAMPLE_RATE
 from emostream.training.corpus import load_corpus
 from emostream.training.engines.real import RealEngine
-from emostream.training.eval_lip import REST_MARGIN_S, SILENCE_MIN_S
+from emostream.training.eval_lip import rest_interiors
 from emostream.training.pauses import FRAME, tighten_pauses
 from emostream.training.schema import Phone
+
+FRAMES_PER_S = SAMPLE_RATE // FRAME  # the 10 ms frames as a frame rate, for ``rest_interiors``
 
 
 def pause_frames(phones: Sequence[Phone], n_frames: int) -> np.ndarray:
@@ -38,16 +40,6 @@ def pause_frames(phones: Sequence[Phone], n_frames: int) -> np.ndarray:
         if p.viseme == "sil":
             out[(mid >= p.start) & (mid < p.end)] = True
     return out
-
-
-def long_pauses(phones: Sequence[Phone]) -> list[tuple[int, int]]:
-    """Interiors [start + margin, end − margin) of the pauses longer than ``SILENCE_MIN_S``."""
-    m = int(REST_MARGIN_S * SAMPLE_RATE)
-    return [
-        (p.start + m, p.end - m)
-        for p in phones
-        if p.viseme == "sil" and p.end - p.start > SILENCE_MIN_S * SAMPLE_RATE and p.end - p.start > 2 * m
-    ]
 
 
 def main() -> None:
@@ -77,11 +69,11 @@ def main() -> None:
             c["tp"] += int((got & truth).sum())
             c["fp"] += int((got & ~truth).sum())
             c["fn"] += int((~got & truth).sum())
-            found = long_pauses(phones)
+            found = rest_interiors(phones, len(u.audio), FRAMES_PER_S, n)
             for a, b in found:
                 c["long"] += 1
-                c["long_clean"] += not speech[a // FRAME : -(-b // FRAME)].any()
-            for a, b in long_pauses(u.phones):
+                c["long_clean"] += not speech[a:b].any()
+            for a, b in rest_interiors(u.phones, len(u.audio), FRAMES_PER_S, n):
                 c["truth_long"] += 1
                 c["truth_long_found"] += any(x < b and a < y for x, y in found)
     out: dict[str, object] = {

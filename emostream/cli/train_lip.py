@@ -129,13 +129,16 @@ def register(app: typer.Typer) -> None:
         train_utts, real_val_utts = hold_out_real(
             load_utterances(data, TRAIN_SPLITS, fps, limit, synthetic_stride), real_val_every
         )
-        key = {
-            "data": str(Path(data).resolve()), "corpus": corpus_fingerprint(data), "fps": fps,
-            "limit": limit, "stride": synthetic_stride, "copies": augment_copies,
-            "real_copies": real_augment_copies, "real_val_every": real_val_every, "seed": seed,
-            "prior": [str(prior_motion), prior_steps] if prior_input else None,
-        }  # fmt: skip
-        cached = load_items_cache(items_cache, key) if items_cache is not None else None
+        key: dict[str, object] = {}
+        cached = None
+        if items_cache is not None:  # the corpus hash reads every shard: only when a cache is used
+            key = {
+                "data": str(Path(data).resolve()), "corpus": corpus_fingerprint(data), "fps": fps,
+                "limit": limit, "stride": synthetic_stride, "copies": augment_copies,
+                "real_copies": real_augment_copies, "real_val_every": real_val_every, "seed": seed,
+                "prior": [str(prior_motion), prior_steps] if prior_input else None,
+            }  # fmt: skip
+            cached = load_items_cache(items_cache, key)
         if cached is not None:
             train_items, real_val_items, val_items = cached
         else:

@@ -87,9 +87,7 @@ def silent_stretches(phones: Sequence[Phone], n_samples: int) -> list[tuple[int,
     return [(int(a), int(b)) for a, b in spans if b - a > min_len]
 
 
-def _rest_interiors(
-    phones: Sequence[Phone], n_samples: int, fps: int, n_frames: int
-) -> list[tuple[int, int]]:
+def rest_interiors(phones: Sequence[Phone], n_samples: int, fps: int, n_frames: int) -> list[tuple[int, int]]:
     """[f0, f1) frame spans of the silent stretches' interiors: whole frames inside
     [start + REST_MARGIN_S, end − REST_MARGIN_S), empty ones left out."""
     margin = int(REST_MARGIN_S * SAMPLE_RATE)
@@ -107,7 +105,7 @@ def _at_rest(seg: np.ndarray) -> bool:
 
 
 def silence_rest(motion: np.ndarray, phones: Sequence[Phone], n_samples: int, fps: int) -> tuple[int, int]:
-    spans = _rest_interiors(phones, n_samples, fps, len(motion))
+    spans = rest_interiors(phones, n_samples, fps, len(motion))
     return sum(_at_rest(motion[f0:f1]) for f0, f1 in spans), len(spans)
 
 
@@ -122,7 +120,7 @@ def quiet_silence_rest(
 
     spans = [
         (f0, f1)
-        for f0, f1 in _rest_interiors(phones, n_samples, fps, len(motion))
+        for f0, f1 in rest_interiors(phones, n_samples, fps, len(motion))
         if float(np.max(speech[f0:f1], initial=0.0)) < SPEECH_THRESHOLD
     ]
     return sum(_at_rest(motion[f0:f1]) for f0, f1 in spans), len(spans)

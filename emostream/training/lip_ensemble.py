@@ -64,9 +64,12 @@ def validation_sets(
 ) -> dict[str, list[_Item]]:
     """{"val": synthetic val items, "val_real": the held-out real items} with EmoDiff priors when
     the members take them (``prior``: their ``{"motion", "steps"}`` metadata)."""
-    key = {"data": str(Path(data).resolve()), "corpus": corpus_fingerprint(data), "fps": fps,
-           "seed": seed, "real": list(real_val_ids), "prior": prior, "val_items": VAL_ITEMS}  # fmt: skip
-    cached = load_items_cache(cache, key) if cache is not None else None
+    key: dict[str, Any] = {}
+    cached = None
+    if cache is not None:  # the corpus hash reads every shard: only when a cache is used
+        key = {"data": str(Path(data).resolve()), "corpus": corpus_fingerprint(data), "fps": fps,
+               "seed": seed, "real": list(real_val_ids), "prior": prior, "val_items": VAL_ITEMS}  # fmt: skip
+        cached = load_items_cache(cache, key)
     if cached is not None:
         val, real = cached
         return {"val": val, "val_real": real}
