@@ -28,6 +28,7 @@ import numpy as np
 from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.config import DEFAULT_FPS, DEFAULT_SEED, SAMPLE_RATE, check_fps, frames_covering
 from emostream.render.base import Renderer
+from emostream.render.framing import Framing
 
 if TYPE_CHECKING:
     from emostream.engine.clock import Clock
@@ -227,7 +228,8 @@ class EngineConfig:
     refiner: bool = True
     #: EmoDiff's blink onsets drawn as whole blinks (emostream.engine.blinks); False: as sampled.
     blink_shaping: bool = True
-    paste_back: bool = False
+    #: Output framing (emostream.render.framing): None = the square face crop of ``size``.
+    framing: Framing | None = None
     #: FOMM checkpoint (and its config) for renderer="fomm".
     renderer_checkpoint: str | None = None
     renderer_config: str | None = None
@@ -294,7 +296,7 @@ class Engine:
         def make_renderer(prepared: Any) -> Renderer:
             return create_renderer(
                 cfg.renderer, prepared, size=cfg.size, device=cfg.device,
-                paste_back=cfg.paste_back, checkpoint=cfg.renderer_checkpoint, config=cfg.renderer_config,
+                framing=cfg.framing, checkpoint=cfg.renderer_checkpoint, config=cfg.renderer_config,
             )  # fmt: skip
 
         engine = cls(

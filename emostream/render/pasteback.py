@@ -1,47 +1,207 @@
-"""Paste a rendered crop back into the full-size photo with a feathered, static mask.
+"""Put the animated face back into the whole photo at the photo's own resolution.
 
-What is pasted is the *change* the renderer made to the crop (rendered − source crop), mapped
-back into the photo and added under a feathered mask of the warp's moving region. At rest the
-change is zero, so the photo comes back bit-exact (no resampling blur from the crop's round trip);
-the mask does not depend on the motion, so the seam cannot move with the head. Only the crop's
-bounding box in the photo is touched per frame.
+The analytic renderer's warp is a backward map on the face crop (``size`` px). Its displacement
+(map − identity, zero outside the warp's static ring) is carried into the output frame and the
+*full-resolution* photo is re-sampled with it (:meth:`PasteBack.warp`): the face moves with
+the photo's own detail and sharpness, so no low-resolution copy is laid over the still photo
+(no double edges where the head moves), and the seam is invisible by construction because the
+displacement falls to zero at the static ring, where the feathered mask hands over to the
+untouched photo. What the renderer *draws* on top of the warp (mouth interior, closed lids,
+lids) comes back as a layer from the crop: it replaces the warped photo where drawn opaque and is
+added as a change where drawn faintly. A glasses frame (render/glasses.py) is handled at full
+resolution too: taken out of the warp's source, and the photo's own frame pixels pasted back
+moved by the head only.
+
+At rest the displacement and the layer are zero and the frame is the photo, bit for bit. Only the
+face's bounding box (the ring's) is touched per frame, with masks and grids precomputed.
+
+:meth:`PasteBack.__call__` serves renderers without a map (FOMM): it adds the crop's change
+against the source crop, mapped back under the same mask.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from emostream.render.framing import compose, extend_photo
+from emostream.render.glasses import RigidGlasses
+
+#: Per-frame layers smaller than this (0–255) count as "no drawing" in the crop.
+_DRAWN_EPS = 0.5
+#: Drawn change at which the layer fully replaces the warped photo (0–255).
+_OPAQUE = 24.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What the renderer drew over the warped crop: ``after`` pixels and the pre-drawing ones."""
+
+    before: np.ndarray  # uint8[s, s, 3]
+    after: np.ndarray  # uint8[s, s, 3]
+
 
 class PasteBack:
+    """The frame maker of one portrait: output photo (uint8[H, W, 3]), affine output px → crop
+    px, the crop's ring mask (float32[s, s], 1 where the warp may move pixels), the source crop,
+    and the rigid glasses found on it (if any)."""
+
     def __init__(
-        self, image: np.ndarray, crop_affine: np.ndarray, ring_mask: np.ndarray, source_crop: np.ndarray
+        self,
+        image: np.ndarray,
+        out_to_crop: np.ndarray,
+        ring_mask: np.ndarray,
+        source_crop: np.ndarray,
+        glasses: RigidGlasses | None = None,
     ) -> None:
         self.image = image
         self.source_crop = source_crop.astype(np.float32)
         h, w = image.shape[:2]
-        inv = cv2.invertAffineTransform(crop_affine)
         s = ring_mask.shape[0]
-        corners = np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float64) @ inv[:, :2].T + inv[:, 2]
-        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int), [w, h])
+        self.crop_size = s
+        inv = cv2.invertAffineTransform(out_to_crop)  # crop px -> output px
+        ys, xs = np.nonzero(ring_mask > 1e-3)
+        if len(xs):
+            pts = np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.min()], [xs.min(), ys.max() + 1],
+                            [xs.max() + 1, ys.max() + 1]], np.float64)  # fmt: skip
+        else:
+            pts = np.zeros((1, 2))
+        corners = pts @ inv[:, :2].T + inv[:, 2]
+        x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int) - 1, 0)
+        x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, [w, h])
+        x1, y1 = max(int(x1), int(x0)), max(int(y1), int(y0))
         self.box = (int(x0), int(y0), int(x1), int(y1))
+        self.box_size = (int(x1 - x0), int(y1 - y0))
         self.inv = inv.copy()
         self.inv[:, 2] = inv[:, 2] - [x0, y0]  # crop px -> box px
-        self.box_size = (int(x1 - x0), int(y1 - y0))
-        self.mask = cv2.warpAffine(
-            ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR
-        )[..., None]
+        #: crop-px displacement -> output-px displacement (the affine's linear part, inverted)
+        self.lin = inv[:, :2].astype(np.float32)
+        self.mask = cv2.warpAffine(ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR)
+        self.mask3 = np.repeat(self.mask[..., None], 3, axis=2)
+        bw, bh = self.box_size
+        # the warp may pull pixels from past the photo's edge: sample a smoothly extended copy
+        self.pad = int(np.ceil(0.25 * max(bw, bh))) + 2 if self._touches_edge(w, h) else 0
+        self.extended = extend_photo(image, self.pad)
+        self.glasses_alpha: np.ndarray | None = None
+        if glasses is not None:
+            self._take_out_glasses(glasses)
+        gx, gy = np.meshgrid(np.arange(bw, dtype=np.float32), np.arange(bh, dtype=np.float32))
+        self.grid_x = gx + np.float32(x0 + self.pad)
+        self.grid_y = gy + np.float32(y0 + self.pad)
+        ident = np.arange(s, dtype=np.float32)
+        self.ident_x = np.tile(ident, (s, 1))
+        self.ident_y = np.ascontiguousarray(self.ident_x.T)
+
+    def _take_out_glasses(self, glasses: RigidGlasses) -> None:
+        """The warp's source loses the frame (the crop's inpainted skin, upsampled, where the crop's
+        source was inpainted); the photo's frame pixels and alpha are kept for :meth:`_glasses`."""
+        x0, y0, x1, y1 = self.box
+        alpha = self._to_box(glasses.alpha)
+        skin = self._to_box(glasses.source.astype(np.float32))
+        p = self.pad
+        src = self.extended[y0 + p : y1 + p, x0 + p : x1 + p]
+        # only where the crop's source was inpainted (the frame's core, alpha 1 there)
+        core = np.any(glasses.source != glasses.crop, axis=2).astype(np.float32)
+        # and only under a fully opaque pasted frame, so that at rest the photo comes back exactly
+        a = (self._to_box(core) * (alpha >= 0.999))[..., None]
+        self.extended = self.extended.copy()
+        self.extended[y0 + p : y1 + p, x0 + p : x1 + p] = np.clip(src * (1 - a) + skin * a + 0.5, 0, 255)
+        self.glasses_photo = np.ascontiguousarray(self.image[y0:y1, x0:x1])
+        self.glasses_alpha = alpha
+        self.out_to_crop = cv2.invertAffineTransform(self.inv)  # box px -> crop px
+
+    def _glasses(self, warped: np.ndarray, crop_affine: np.ndarray) -> None:
+        """Paste the photo's glasses frame moved by the crop-px affine (source → frame), in place."""
+        assert self.glasses_alpha is not None
+        m = compose(self.inv, compose(crop_affine, self.out_to_crop))  # box px → box px
+        inv = cv2.invertAffineTransform(m)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        rgb = cv2.warpAffine(self.glasses_photo, inv, self.box_size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        al = cv2.warpAffine(self.glasses_alpha, inv, self.box_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        warped[:] = cv2.blendLinear(rgb, warped, al, 1.0 - al)
+
+    def _touches_edge(self, w: int, h: int) -> bool:
+        x0, y0, x1, y1 = self.box
+        margin = max(self.box_size) // 4 + 2
+        return x0 < margin or y0 < margin or x1 > w - margin or y1 > h - margin
+
+    @property
+    def empty(self) -> bool:
+        return self.box_size[0] <= 0 or self.box_size[1] <= 0
+
+    def _to_box(self, a: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(a, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    def warp(
+        self,
+        map_x: np.ndarray,
+        map_y: np.ndarray,
+        layer: Layer | None = None,
+        glasses_affine: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The output frame for the crop's backward map (float32[s, s] each, crop px), the layer
+        the renderer drew after remapping (None: nothing drawn) and, with glasses, their motion
+        (crop px, source → frame; :meth:`RigidGlasses.affine`)."""
+        out = self.image.copy()
+        if self.empty:
+            return out
+        x0, y0, x1, y1 = self.box
+        dx = self._to_box(map_x - self.ident_x)
+        dy = self._to_box(map_y - self.ident_y)
+        lx, ly = self.lin
+        mx = self.grid_x + lx[0] * dx + lx[1] * dy
+        my = self.grid_y + ly[0] * dx + ly[1] * dy
+        warped = cv2.remap(self.extended, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if layer is not None:
+            warped = self._apply_layer(warped, layer)
+        if self.glasses_alpha is not None and glasses_affine is not None:
+            self._glasses(warped, glasses_affine)
+        region = out[y0:y1, x0:x1]
+        region[:] = cv2.blendLinear(warped, region, self.mask, 1.0 - self.mask)
+        return out
+
+    def _apply_layer(self, warped: np.ndarray, layer: Layer) -> np.ndarray:
+        before = layer.before.astype(np.float32)
+        diff = layer.after.astype(np.float32) - before
+        strength = np.abs(diff).max(axis=2)
+        ys, xs = np.nonzero(strength > _DRAWN_EPS)
+        if len(xs) == 0:
+            return warped
+        # only the drawn part of the crop (mouth, eyes) is carried over
+        cx0, cy0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)
+        cx1, cy1 = min(int(xs.max()) + 3, self.crop_size), min(int(ys.max()) + 3, self.crop_size)
+        corners = np.array([[cx0, cy0], [cx1, cy0], [cx0, cy1], [cx1, cy1]], np.float64)
+        bc = corners @ self.inv[:, :2].T + self.inv[:, 2]
+        bw, bh = self.box_size
+        bx0, by0 = np.maximum(np.floor(bc.min(0)).astype(int) - 1, 0)
+        bx1, by1 = np.minimum(np.ceil(bc.max(0)).astype(int) + 2, [bw, bh])
+        if bx1 <= bx0 or by1 <= by0:
+            return warped
+        # opaque drawing replaces the warped photo; faint drawing is added as a change
+        alpha = np.clip(strength / _OPAQUE, 0.0, 1.0)
+        paint = layer.after.astype(np.float32) - (1.0 - alpha[..., None]) * before
+        m = self.inv.copy()
+        m[:, 2] -= [bx0, by0]
+        size = (int(bx1 - bx0), int(by1 - by0))
+        sub = (slice(cy0, cy1), slice(cx0, cx1))
+        m[:, 2] += m[:, :2] @ np.array([cx0, cy0], np.float64)
+        a = cv2.warpAffine(np.ascontiguousarray(alpha[sub]), m, size, flags=cv2.INTER_LINEAR)
+        p = cv2.warpAffine(np.ascontiguousarray(paint[sub]), m, size, flags=cv2.INTER_LINEAR)
+        win = warped[by0:by1, bx0:bx1].astype(np.float32)
+        win = win * (1.0 - a[..., None]) + p
+        warped[by0:by1, bx0:bx1] = np.clip(win + 0.5, 0, 255).astype(np.uint8)
+        return warped
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
-        x0, y0, x1, y1 = self.box
+        """The output frame for a rendered crop without a map: its change against the source crop,
+        mapped back and added under the mask."""
         out = self.image.copy()
-        if x1 <= x0 or y1 <= y0:
+        if self.empty:
             return out
-        change = crop.astype(np.float32) - self.source_crop
-        warped = cv2.warpAffine(
-            change, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-        )
+        x0, y0, x1, y1 = self.box
+        change = self._to_box(crop.astype(np.float32) - self.source_crop)
         region = out[y0:y1, x0:x1]
-        region[:] = np.clip(region + warped * self.mask + 0.5, 0, 255).astype(np.uint8)
+        region[:] = np.clip(region + change * self.mask3 + 0.5, 0, 255).astype(np.uint8)
         return out

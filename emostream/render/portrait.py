@@ -6,7 +6,8 @@ The landmark pass (~50 ms) is cached under ``$EMOSTREAM_CACHE`` (default
 
 Crop geometry: an axis-aligned square (no roll correction, so paste-back is a pure scale and
 shift) centred on the landmark box, raised by 12 % of its height to keep the hairline, side
-``CROP_SCALE`` × the box's longer side; outside the photo the crop reflects the border.
+``CROP_SCALE`` × the box's longer side; where it reaches past the photo, the photo is extended by a
+smooth pull-push fill (render/framing.py), never reflected.
 
 Test faces (all from installed packages, nothing copied into the repository):
 ``astronaut`` (scikit-image, ``skimage.data.astronaut()``, NASA, public domain), ``grace_hopper``
@@ -31,6 +32,7 @@ import numpy as np
 
 from emostream.errors import ImageError
 from emostream.render.face import detect_landmarks
+from emostream.render.framing import crop_extended
 
 CROP_SCALE = 1.9
 CROP_RAISE = 0.12
@@ -168,8 +170,7 @@ def prepare_portrait(
         raise ImageError(f"output size must be 256 or 512, got {size}", path)
     lm = cached_landmarks(img, path=path, use_cache=use_cache)
     m = crop_affine_for(lm, size)
-    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR if m[0, 0] < 1 else cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REFLECT101)  # fmt: skip
+    crop = crop_extended(img, m, (size, size))
     lm_c = lm.copy()
     lm_c[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
     lm_c[:, 2] = lm[:, 2] * m[0, 0]
