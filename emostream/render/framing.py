@@ -6,9 +6,10 @@
 * ``Framing(crop="face")``: the square crop the renderer works on (``size`` × ``size``).
 
 Nothing is ever mirrored. Where a crop or a warp reaches past the photo, the picture is extended
-by a pull-push fill (:func:`pull_push_fill`): the known pixels' colours, averaged over ever
-coarser pyramid levels, flow smoothly into the unknown area, like a heavily blurred edge
-extension that keeps no structure (no copy of the chin, hat or shoulders can appear).
+(:func:`crop_extended`): next to the photo its edge pixels are drawn outwards, slightly blurred,
+and they fade into a pull-push fill (:func:`pull_push_fill`: the known pixels' colours, averaged
+over ever coarser pyramid levels, flow smoothly into the unknown area). Neither keeps any
+structure of the photo beyond its edge row, so no copy of the chin, hat or shoulders can appear.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ OFFLINE_MAX_SIDE = 1280
 #: Long-side cap of live output (``serve``, ``camera``, ``stream``): two sessions hold 25 fps on
 #: two cores with render, paste-back and VP8 encode at this size (README, "Output framing").
 LIVE_MAX_SIDE = 720
+#: Past the photo: its edge is drawn outwards, blurred by this fraction of the frame's side, and
+#: fades into the pull-push fill over ``EDGE_FADE`` of it.
+EDGE_BLUR = 0.01
+EDGE_FADE = 0.12
 #: Smallest cap accepted (below it the face itself would be downscaled under the crop size).
 MIN_MAX_SIDE = 128
 
@@ -103,8 +108,18 @@ def crop_extended(img: np.ndarray, affine: np.ndarray, size: tuple[int, int]) ->
     # bicubic overshoots at the photo's edge: use the bilinear colours (exactly premultiplied) there
     lin = cv2.warpAffine(img, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     filled = pull_push_fill(lin.astype(np.float32), inside)
+    # next to the photo: its edge pixels drawn outwards (softened), fading into the smooth fill
+    side = max(size)
+    rep = cv2.warpAffine(img, affine, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    rep = cv2.GaussianBlur(rep.astype(np.float32), (0, 0), max(1.0, EDGE_BLUR * side))
+    outside = (inside < 0.5).astype(np.uint8)
+    dist = cv2.distanceTransform(outside, cv2.DIST_L2, 5)
+    w = np.clip(dist / (EDGE_FADE * side), 0.0, 1.0)[..., None]
+    ext = rep * (1.0 - w) + filled * w
+    a = inside[..., None]
+    blend = lin.astype(np.float32) + (1.0 - a) * ext  # lin is premultiplied by ``inside``
     edge = (inside < 1.0)[..., None]
-    return np.where(edge, np.clip(filled + 0.5, 0, 255).astype(np.uint8), out)
+    return np.where(edge, np.clip(blend + 0.5, 0, 255).astype(np.uint8), out)
 
 
 def extend_photo(img: np.ndarray, pad: int) -> np.ndarray:
