@@ -27,6 +27,7 @@ import numpy as np
 
 from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.config import DEFAULT_FPS, DEFAULT_SEED, SAMPLE_RATE, check_fps, frames_covering
+from emostream.native_logs import quiet_onnxruntime
 from emostream.render.base import Renderer
 from emostream.render.framing import Framing
 
@@ -281,6 +282,7 @@ class Engine:
         from emostream.render.portrait import load_image, prepare_portrait
 
         cfg = config or EngineConfig()
+        quiet_onnxruntime()  # before any ONNX Runtime session: its log lines only with --debug
         if cfg.device == "cpu" and cfg.torch_threads is not None:
             import torch
 

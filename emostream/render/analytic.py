@@ -22,10 +22,10 @@ import numpy as np
 from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, neutral_vector
 from emostream.render import topology as tp
 from emostream.render.eyes import Eyelids
+from emostream.render.framing import Framing, compose, resize_affine, scaled_photo
 from emostream.render.glasses import RigidGlasses
 from emostream.render.motion_transfer import movement_scale, relative_keypoints
 from emostream.render.mouth import InnerMouth
-from emostream.render.framing import Framing, compose, resize_affine, scaled_photo
 from emostream.render.pasteback import Layer, PasteBack
 from emostream.render.portrait import Portrait
 from emostream.render.rig import Rig

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from emostream.errors import DependencyError, ImageError
+from emostream.native_logs import quiet_stderr
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class _TFLite:
     def __init__(self, path: Path) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        self._it = Interpreter(model_path=str(path), num_threads=1)
-        self._it.allocate_tensors()
+        with quiet_stderr():  # TF Lite announces its XNNPACK delegate on fd 2
+            self._it = Interpreter(model_path=str(path), num_threads=1)
+            self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]["index"]
         self._out = [d["index"] for d in self._it.get_output_details()]
         self._lock = threading.Lock()

@@ -19,22 +19,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from emostream.config import CROPS, DEFAULT_CROP, MIN_MAX_SIDE, OFFLINE_MAX_SIDE
 from emostream.errors import ConfigError
 
-CROPS = ("photo", "face")
-#: What the commands output by default.
-DEFAULT_CROP = "photo"
-#: Long-side cap of offline output (``render``, ``demo``).
-OFFLINE_MAX_SIDE = 1280
-#: Long-side cap of live output (``serve``, ``camera``, ``stream``): two sessions hold 25 fps on
-#: two cores with render, paste-back and VP8 encode at this size (README, "Output framing").
-LIVE_MAX_SIDE = 720
 #: Past the photo: its edge is drawn outwards, blurred by this fraction of the frame's side, and
 #: fades into the pull-push fill over ``EDGE_FADE`` of it.
 EDGE_BLUR = 0.01
 EDGE_FADE = 0.12
-#: Smallest cap accepted (below it the face itself would be downscaled under the crop size).
-MIN_MAX_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -77,7 +68,9 @@ def pull_push_fill(premultiplied: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Fill where ``weight`` < 1 (float32[H, W, C] colour already multiplied by ``weight``,
     float32[H, W] in [0, 1]) from coarser averages of the known pixels. Known pixels (weight 1)
     are returned unchanged; the fill varies smoothly and holds no mirrored or repeated structure."""
-    levels = [(premultiplied.astype(np.float32), weight.astype(np.float32))]
+    levels: list[tuple[np.ndarray, np.ndarray]] = [
+        (premultiplied.astype(np.float32), weight.astype(np.float32))
+    ]
     while min(levels[-1][1].shape[:2]) > 2:
         c, w = levels[-1]
         levels.append((cv2.pyrDown(c), cv2.pyrDown(w)))

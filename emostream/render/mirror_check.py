@@ -64,7 +64,9 @@ def mirror_score(frame: np.ndarray) -> float:
     h, w = frame.shape[:2]
     k_scale = min(1.0, ANALYSIS_SIDE / max(h, w))
     if k_scale < 1.0:
-        frame = cv2.resize(frame, (max(1, round(w * k_scale)), max(1, round(h * k_scale))), interpolation=cv2.INTER_AREA)
+        frame = cv2.resize(
+            frame, (max(1, round(w * k_scale)), max(1, round(h * k_scale))), interpolation=cv2.INTER_AREA
+        )
     g = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     side = max(g.shape)
     d = g - cv2.GaussianBlur(g, (0, 0), max(1.0, DETAIL_SIGMA * side))

@@ -78,7 +78,9 @@ class PasteBack:
         self.inv[:, 2] = inv[:, 2] - [x0, y0]  # crop px -> box px
         #: crop-px displacement -> output-px displacement (the affine's linear part, inverted)
         self.lin = inv[:, :2].astype(np.float32)
-        self.mask = cv2.warpAffine(ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR)
+        self.mask = cv2.warpAffine(
+            ring_mask.astype(np.float32), self.inv, self.box_size, flags=cv2.INTER_LINEAR
+        )
         self.mask3 = np.repeat(self.mask[..., None], 3, axis=2)
         bw, bh = self.box_size
         # the warp may pull pixels from past the photo's edge: sample a smoothly extended copy
@@ -118,8 +120,12 @@ class PasteBack:
         m = compose(self.inv, compose(crop_affine, self.out_to_crop))  # box px → box px
         inv = cv2.invertAffineTransform(m)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        rgb = cv2.warpAffine(self.glasses_photo, inv, self.box_size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        al = cv2.warpAffine(self.glasses_alpha, inv, self.box_size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        rgb = cv2.warpAffine(
+            self.glasses_photo, inv, self.box_size, flags=flags, borderMode=cv2.BORDER_REPLICATE
+        )
+        al = cv2.warpAffine(
+            self.glasses_alpha, inv, self.box_size, flags=flags, borderMode=cv2.BORDER_CONSTANT
+        )
         warped[:] = cv2.blendLinear(rgb, warped, al, 1.0 - al)
 
     def _touches_edge(self, w: int, h: int) -> bool:
@@ -132,7 +138,9 @@ class PasteBack:
         return self.box_size[0] <= 0 or self.box_size[1] <= 0
 
     def _to_box(self, a: np.ndarray) -> np.ndarray:
-        return cv2.warpAffine(a, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        return cv2.warpAffine(
+            a, self.inv, self.box_size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
 
     def warp(
         self,
@@ -182,15 +190,14 @@ class PasteBack:
         # opaque drawing replaces the warped photo; faint drawing is added as a change
         alpha = np.clip(strength / _OPAQUE, 0.0, 1.0)
         paint = layer.after.astype(np.float32) - (1.0 - alpha[..., None]) * before
-        m = self.inv.copy()
-        m[:, 2] -= [bx0, by0]
+        m = np.array(self.inv, np.float64)
+        # crop px of the window at (cx0, cy0) -> px of the box window at (bx0, by0)
+        m[:, 2] = m[:, 2] - [bx0, by0] + m[:, :2] @ np.array([cx0, cy0], np.float64)
         size = (int(bx1 - bx0), int(by1 - by0))
         sub = (slice(cy0, cy1), slice(cx0, cx1))
-        m[:, 2] += m[:, :2] @ np.array([cx0, cy0], np.float64)
         a = cv2.warpAffine(np.ascontiguousarray(alpha[sub]), m, size, flags=cv2.INTER_LINEAR)
         p = cv2.warpAffine(np.ascontiguousarray(paint[sub]), m, size, flags=cv2.INTER_LINEAR)
-        win = warped[by0:by1, bx0:bx1].astype(np.float32)
-        win = win * (1.0 - a[..., None]) + p
+        win = warped[by0:by1, bx0:bx1].astype(np.float32) * (1.0 - a[..., None]) + p
         warped[by0:by1, bx0:bx1] = np.clip(win + 0.5, 0, 255).astype(np.uint8)
         return warped
 
