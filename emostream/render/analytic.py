@@ -104,15 +104,21 @@ class AnalyticRenderer:
         self._draw(frame, motion_row)
         return frame
 
-    def render_frame(self, motion_row: np.ndarray, kp: np.ndarray) -> np.ndarray:
-        """uint8[height, width, 3]: one output frame (the crop, or the whole photo)."""
+    def render_frame(
+        self, motion_row: np.ndarray, kp: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """uint8[height, width, 3]: one output frame (the crop, or the whole photo), written into
+        ``out`` if given."""
         if self.paste is None:
-            return self.render_crop(motion_row, kp)
+            frame = self.render_crop(motion_row, kp)
+            if out is not None:
+                out[:] = frame
+            return frame
         mx, my, frame = self._warp_crop(kp)
         before = frame.copy()
         kp_used = self._draw(frame, motion_row, glasses=False)  # glasses: at full resolution
         moved = self.glasses.affine(kp_used) if self.glasses is not None else None
-        return self.paste.warp(mx, my, Layer(before, frame), moved)
+        return self.paste.warp(mx, my, Layer(before, frame), moved, out=out)
 
     def render(self, motion: np.ndarray) -> np.ndarray:
         """float32[B, 55] → uint8[B, height, width, 3]."""
@@ -122,7 +128,7 @@ class AnalyticRenderer:
         kps = self.keypoints(motion)
         out = np.empty((len(motion), self.height, self.width, 3), np.uint8)
         for i in range(len(motion)):
-            out[i] = self.render_frame(motion[i], kps[i])
+            self.render_frame(motion[i], kps[i], out=out[i])
         return out
 
     # --- rig renders for the FOMM renderer -------------------------------------------------------

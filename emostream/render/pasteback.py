@@ -5,8 +5,8 @@ The analytic renderer's warp is a backward map on the face crop (``size`` px). I
 *full-resolution* photo is re-sampled with it (:meth:`PasteBack.warp`): the face moves with
 the photo's own detail and sharpness, so no low-resolution copy is laid over the still photo
 (no double edges where the head moves), and the seam is invisible by construction because the
-displacement falls to zero at the static ring, where the feathered mask hands over to the
-untouched photo. What the renderer *draws* on top of the warp (mouth interior, closed lids,
+displacement falls continuously to exactly zero at the static ring, beyond which the photo is
+untouched. What the renderer *draws* on top of the warp (mouth interior, closed lids,
 lids) comes back as a layer from the crop: it replaces the warped photo where drawn opaque and is
 added as a change where drawn faintly. A glasses frame (render/glasses.py) is handled at full
 resolution too: taken out of the warp's source, and the photo's own frame pixels pasted back
@@ -29,8 +29,6 @@ import numpy as np
 from emostream.render.framing import compose, extend_photo
 from emostream.render.glasses import RigidGlasses
 
-#: Per-frame layers smaller than this (0–255) count as "no drawing" in the crop.
-_DRAWN_EPS = 0.5
 #: Drawn change at which the layer fully replaces the warped photo (0–255).
 _OPAQUE = 24.0
 
@@ -148,58 +146,69 @@ class PasteBack:
         map_y: np.ndarray,
         layer: Layer | None = None,
         glasses_affine: np.ndarray | None = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray:
         """The output frame for the crop's backward map (float32[s, s] each, crop px), the layer
         the renderer drew after remapping (None: nothing drawn) and, with glasses, their motion
-        (crop px, source → frame; :meth:`RigidGlasses.affine`)."""
-        out = self.image.copy()
+        (crop px, source → frame; :meth:`RigidGlasses.affine`); written into ``out`` if given.
+
+        No blending mask is needed: the displacement is continuous and falls to exactly zero at
+        the warp's static ring, so outside it the re-sampled photo is the photo, bit for bit."""
+        if out is None:
+            out = self.image.copy()
+        else:
+            out[:] = self.image
         if self.empty:
             return out
         x0, y0, x1, y1 = self.box
-        dx = self._to_box(map_x - self.ident_x)
-        dy = self._to_box(map_y - self.ident_y)
-        lx, ly = self.lin
-        mx = self.grid_x + lx[0] * dx + lx[1] * dy
-        my = self.grid_y + ly[0] * dx + ly[1] * dy
-        warped = cv2.remap(self.extended, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        if layer is not None:
-            warped = self._apply_layer(warped, layer)
-        if self.glasses_alpha is not None and glasses_affine is not None:
-            self._glasses(warped, glasses_affine)
+        (a, b), (c, d) = self.lin
+        # crop-px displacement, turned into output px while still at the crop's (small) size
+        dxc = cv2.subtract(map_x, self.ident_x)
+        dyc = cv2.subtract(map_y, self.ident_y)
+        if b == 0.0 and c == 0.0:
+            dxo, dyo = dxc * a, dyc * d
+        else:
+            dxo, dyo = dxc * a + dyc * b, dxc * c + dyc * d
+        mx = cv2.add(self.grid_x, self._to_box(dxo))
+        my = cv2.add(self.grid_y, self._to_box(dyo))
         region = out[y0:y1, x0:x1]
-        region[:] = cv2.blendLinear(warped, region, self.mask, 1.0 - self.mask)
+        cv2.remap(self.extended, mx, my, cv2.INTER_LINEAR, dst=region, borderMode=cv2.BORDER_REPLICATE)
+        if layer is not None:
+            self._apply_layer(region, layer)
+        if self.glasses_alpha is not None and glasses_affine is not None:
+            self._glasses(region, glasses_affine)
         return out
 
-    def _apply_layer(self, warped: np.ndarray, layer: Layer) -> np.ndarray:
-        before = layer.before.astype(np.float32)
-        diff = layer.after.astype(np.float32) - before
-        strength = np.abs(diff).max(axis=2)
-        ys, xs = np.nonzero(strength > _DRAWN_EPS)
-        if len(xs) == 0:
-            return warped
+    def _apply_layer(self, warped: np.ndarray, layer: Layer) -> None:
+        """Lay what was drawn on the crop over the box (``warped``, in place)."""
+        drawn = cv2.absdiff(layer.after, layer.before)
+        strength = cv2.max(cv2.max(drawn[..., 0], drawn[..., 1]), drawn[..., 2])
+        bx, by, bw_, bh_ = cv2.boundingRect(strength)  # the nonzero pixels' box
+        if bw_ == 0 or bh_ == 0:
+            return
         # only the drawn part of the crop (mouth, eyes) is carried over
-        cx0, cy0 = max(int(xs.min()) - 2, 0), max(int(ys.min()) - 2, 0)
-        cx1, cy1 = min(int(xs.max()) + 3, self.crop_size), min(int(ys.max()) + 3, self.crop_size)
+        cx0, cy0 = max(bx - 2, 0), max(by - 2, 0)
+        cx1, cy1 = min(bx + bw_ + 2, self.crop_size), min(by + bh_ + 2, self.crop_size)
         corners = np.array([[cx0, cy0], [cx1, cy0], [cx0, cy1], [cx1, cy1]], np.float64)
         bc = corners @ self.inv[:, :2].T + self.inv[:, 2]
         bw, bh = self.box_size
         bx0, by0 = np.maximum(np.floor(bc.min(0)).astype(int) - 1, 0)
         bx1, by1 = np.minimum(np.ceil(bc.max(0)).astype(int) + 2, [bw, bh])
         if bx1 <= bx0 or by1 <= by0:
-            return warped
+            return
+        sub = (slice(cy0, cy1), slice(cx0, cx1))
         # opaque drawing replaces the warped photo; faint drawing is added as a change
-        alpha = np.clip(strength / _OPAQUE, 0.0, 1.0)
-        paint = layer.after.astype(np.float32) - (1.0 - alpha[..., None]) * before
+        alpha = np.minimum(strength[sub].astype(np.float32) * (1.0 / _OPAQUE), 1.0)
+        before = layer.before[sub].astype(np.float32)
+        paint = layer.after[sub].astype(np.float32) - (1.0 - alpha[..., None]) * before
         m = np.array(self.inv, np.float64)
         # crop px of the window at (cx0, cy0) -> px of the box window at (bx0, by0)
         m[:, 2] = m[:, 2] - [bx0, by0] + m[:, :2] @ np.array([cx0, cy0], np.float64)
         size = (int(bx1 - bx0), int(by1 - by0))
-        sub = (slice(cy0, cy1), slice(cx0, cx1))
-        a = cv2.warpAffine(np.ascontiguousarray(alpha[sub]), m, size, flags=cv2.INTER_LINEAR)
-        p = cv2.warpAffine(np.ascontiguousarray(paint[sub]), m, size, flags=cv2.INTER_LINEAR)
+        a = cv2.warpAffine(alpha, m, size, flags=cv2.INTER_LINEAR)
+        p = cv2.warpAffine(paint, m, size, flags=cv2.INTER_LINEAR)
         win = warped[by0:by1, bx0:bx1].astype(np.float32) * (1.0 - a[..., None]) + p
         warped[by0:by1, bx0:bx1] = np.clip(win + 0.5, 0, 255).astype(np.uint8)
-        return warped
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """The output frame for a rendered crop without a map: its change against the source crop,
