@@ -29,7 +29,7 @@ def test_render_livelink_csv_to_mp4(
     import av
 
     out = tmp_path / "out.mp4"
-    main(["render", "--motion", str(_csv(tmp_path)), "-o", str(out)])
+    main(["render", "--motion", str(_csv(tmp_path)), "-o", str(out), "--crop", "face"])
     assert "12 frames" in capsys.readouterr().out
     with av.open(str(out)) as c:
         v = c.streams.video[0]
@@ -38,6 +38,24 @@ def test_render_livelink_csv_to_mp4(
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 12
     assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 1  # the mouth opened
+
+
+def test_render_outputs_the_whole_photo_by_default(
+    tmp_path: Path, render_cache: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The portrait's own framing: Luis Pedro Coelho's 300 x 377 photo as 300 x 376 (even), or
+    capped by --max-side."""
+    import av
+
+    from emostream.render.portrait import FACES_DIR
+
+    photo = FACES_DIR / "luispedro.jpg"
+    for extra, wh in (([], (300, 376)), (["--max-side", "200"], (158, 200))):
+        out = tmp_path / "photo.mp4"
+        main(["render", "--motion", str(_csv(tmp_path, 3)), "--image", str(photo), "-o", str(out), *extra])
+        assert f"{wh[0]}x{wh[1]}" in capsys.readouterr().out
+        with av.open(str(out)) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == wh
 
 
 def test_render_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
