@@ -19,7 +19,12 @@ Metrics (JSON):
   the warp ring, 8 px margin), over all frames;
 - ``flicker``: mean |Δ| between consecutive frames of a static segment (the whole frame);
 - ``ms_per_frame_256`` / ``ms_per_frame_512``: CPU time per rendered frame (``process_time``, one
-  thread; robust to other load on the machine).
+  thread; robust to other load on the machine);
+- ``mirror_score``: the mirrored-content detector (render/mirror_check.py) at its worst over the
+  face crop and the whole-photo frame, still and with the head turned (below
+  ``MIRROR_THRESHOLD``: no mirrored copy); ``mirror_score_reflected``: the same detector on the
+  crop made with a reflected border instead (high where the crop reaches past the photo: the
+  detector's control).
 
 The contact sheet (neutral, jaw open, "oo", smile, blink, sad brows, head left/right) is written
 as a PNG per face.
@@ -46,7 +51,9 @@ from emostream.render.face import (
     eyelid_contours,
     track_landmarks,
 )
-from emostream.render.portrait import prepare_portrait
+from emostream.render.framing import Framing
+from emostream.render.mirror_check import mirror_score
+from emostream.render.portrait import Portrait, prepare_portrait
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -138,6 +145,8 @@ class RenderMetrics:
     ms_per_frame_256: float
     ms_per_frame_512: float
     fold_guard_min_alpha: float
+    mirror_score: float
+    mirror_score_reflected: float
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
@@ -239,6 +248,23 @@ def contact_sheet(r: AnalyticRenderer, title: str = "") -> np.ndarray:
     return sheet
 
 
+#: Poses for the mirror check: still, head turned both ways with the jaw open, head tilted.
+MIRROR_POSES = np.stack(
+    [_vec(), _vec(yaw=0.4, jawOpen=0.5), _vec(yaw=-0.4, pitch=0.25), _vec(roll=0.25, pitch=-0.25)]
+)
+
+
+def mirror_scores(portrait: Portrait) -> tuple[float, float]:
+    """(worst mirror score of our frames, the score of the crop with a reflected border)."""
+    frames = [
+        *AnalyticRenderer(portrait, framing=Framing(crop="face")).render(MIRROR_POSES),
+        *AnalyticRenderer(portrait, framing=Framing(crop="photo")).render(MIRROR_POSES),
+    ]
+    s = portrait.size
+    reflected = cv2.warpAffine(portrait.image, portrait.crop_affine, (s, s), borderMode=cv2.BORDER_REFLECT101)
+    return max(mirror_score(f) for f in frames), mirror_score(reflected)
+
+
 def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: str = "") -> RenderMetrics:
     cv2.setNumThreads(1)
     script = scripted_motion()
@@ -288,6 +314,7 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     ms256 = _time_render(r, mot)
     r512 = AnalyticRenderer(prepare_portrait(img, 512))
     ms512 = _time_render(r512, mot)
+    mirror, mirror_reflected = mirror_scores(portrait)
     if sheet_path is not None:
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(sheet_path), contact_sheet(r512, name)[:, :, ::-1])
@@ -296,4 +323,5 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
         smile_corr=smile_corr,
         head_yaw_corr=head_yaw_corr, background_mae=background_mae, flicker=flicker,
         ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)),
+        mirror_score=mirror, mirror_score_reflected=mirror_reflected,
     )  # fmt: skip
