@@ -59,7 +59,10 @@ def main() -> None:
 
     motion = scripted_motion().motion
     faces = dict(sample_faces())
-    cases = {"portrait": canvas_720p(faces["grace_hopper"], 1.2), "closeup": canvas_720p(faces["luispedro"], 1.9)}
+    cases = {
+        "portrait": canvas_720p(faces["grace_hopper"], 1.2),
+        "closeup": canvas_720p(faces["luispedro"], 1.9),
+    }
     out: dict[str, object] = {"frame": [W, H], "size": args.size, "frames": len(motion), "threads": 1}
     per: dict[str, dict[str, object]] = {}
     for name, img in cases.items():
