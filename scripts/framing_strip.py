@@ -1,8 +1,9 @@
 """docs/framing.jpg: before/after of the output framing on faces at the photo's edge.
 
 Per row (Luis Pedro Coelho's photo, whose face reaches the photo's edges; Grace Hopper's photo cut
-at her face's top-left corner): the square crop as it was made before (reflected border), the
-square crop now (``--crop face``: edge drawn outwards into a smooth fill) with the head turned,
+at her face's top-left corner): the square crop as it was made before (centred on the face,
+reflected border), the square crop now (``--crop face``: slid inside the photo where it fits,
+else its edge drawn outwards into a smooth fill) with the head turned,
 and the default whole-photo frame (``--crop photo``) with the head turned.
 
     python scripts/framing_strip.py [docs/framing.jpg]
@@ -19,7 +20,7 @@ import numpy as np
 from emostream.arkit import motion_vector
 from emostream.render.analytic import AnalyticRenderer
 from emostream.render.framing import Framing
-from emostream.render.portrait import cached_landmarks, prepare_portrait, sample_faces
+from emostream.render.portrait import cached_landmarks, crop_affine_for, prepare_portrait, sample_faces
 
 TILE = 256
 
@@ -42,7 +43,8 @@ def main() -> None:
     rows = []
     for img in (faces["luispedro"], np.ascontiguousarray(g[gy - 5 :, gx - 5 :])):
         p = prepare_portrait(img, TILE)
-        before = cv2.warpAffine(img, p.crop_affine, (TILE, TILE), borderMode=cv2.BORDER_REFLECT101)
+        old = crop_affine_for(p.landmarks_full, TILE)  # centred on the face, as before
+        before = cv2.warpAffine(img, old, (TILE, TILE), borderMode=cv2.BORDER_REFLECT101)
         face = AnalyticRenderer(p, framing=Framing(crop="face")).render(turn)[0]
         photo = AnalyticRenderer(p, framing=Framing()).render(turn)[0]
         tiles = [_tile(before, "before: reflected"), _tile(face, "--crop face"), _tile(photo, "--crop photo")]

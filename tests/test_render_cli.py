@@ -110,8 +110,9 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {
         "lip_gap_corr", "blink_closure", "blink_control", "smile_corr", "head_yaw_corr", "background_mae",
-        "flicker", "ms_per_frame_256", "ms_per_frame_512",
+        "flicker", "ms_per_frame_256", "ms_per_frame_512", "mirror_score", "mirror_score_reflected",
     }  # fmt: skip
+    assert res["mirror_score"] < 0.6  # emostream.render.mirror_check.MIRROR_THRESHOLD
     assert res["lip_gap_corr"] > 0.9 and res["head_yaw_corr"] > 0.9 and res["smile_corr"] > 0.8
     assert res["background_mae"] < 2 and res["flicker"] < 1
     assert (tmp_path / "astronaut.png").stat().st_size > 10_000
