@@ -145,7 +145,7 @@ def _median_ms(fn: Any, reps: int, per: int, device: str) -> tuple[float, float]
 
 def _speech(seconds: float) -> np.ndarray:
     from emostream.assets import sample_path
-    from emostream.streaming.audio_io import load_audio
+    from emostream.media.audio import load_audio
 
     one = load_audio(sample_path())
     n = int(seconds * SAMPLE_RATE)

@@ -43,11 +43,11 @@ def register(app: typer.Typer) -> None:
         fps: int = typer.Option(25, "--fps", help="Video frame rate (25 or 30)."),
     ) -> None:
         """Render a talking portrait to mp4 (from ARKit motion, or from speech)."""
+        from emostream.apps.render_video import motion_from_audio, render_to_mp4
         from emostream.arkit import EmotionStyle
         from emostream.config import check_fps
         from emostream.errors import ConfigError
         from emostream.render.factory import create_renderer
-        from emostream.render.video import motion_from_audio, render_to_mp4
 
         check_fps(fps)
         if (motion is None) == (audio is None):
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
             seq = read_livelink_csv(motion, fps=fps).motion
         else:
             from emostream.livelink import read_livelink_csv
-            from emostream.streaming.audio_io import load_audio
+            from emostream.media.audio import load_audio
 
             pcm = load_audio(audio)
             ref = read_livelink_csv(style, fps=fps).motion if style is not None else None

@@ -196,7 +196,7 @@ def features_for(audio: np.ndarray, fps: int = DEFAULT_FPS, *, normalized: bool 
 
 def _stats(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean/std of raw log-mel over the given files (frames above −50 dB only)."""
-    from emostream.streaming.audio_io import load_audio
+    from emostream.media.audio import load_audio
 
     rows = []
     for p in paths:

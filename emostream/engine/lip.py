@@ -38,8 +38,8 @@ import torch
 
 from emostream.arkit import EMOTION_INDEX, MOTION_DIM, MOUTH_SLICE, EmotionStyle
 from emostream.errors import CheckpointError, ConfigError, DependencyError, DeviceError, InputError
-from emostream.models.lip_ensemble import LipNet, load_lip_net
-from emostream.models.lip_refiner import CLIP_CHANNELS, NEUTRAL, ClipGraph, LipRefinerConfig, StepGraph
+from emostream.models.lip_ensemble import ClipGraph, LipNet, StepGraph, load_lip_net
+from emostream.models.lip_refiner import CLIP_CHANNELS, NEUTRAL, LipRefinerConfig
 
 log = logging.getLogger(__name__)
 

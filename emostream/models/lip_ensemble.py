@@ -26,7 +26,7 @@ from torch import nn
 from emostream.errors import CheckpointError, ConfigError
 from emostream.models.lip_refiner import KIND as REFINER_KIND
 from emostream.models.lip_refiner import LipRefiner, LipRefinerConfig, closure_gate, load_lip_checkpoint
-from emostream.training.checkpoint import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
+from emostream.models.weights import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
 
 KIND = "lip_ensemble"
 #: What must be equal across members for one stream to feed them all.
@@ -154,6 +154,36 @@ class LipEnsemble(nn.Module):
 
 #: Either network the engine can stream.
 LipNet = LipRefiner | LipEnsemble
+
+
+class StepGraph(nn.Module):
+    """Export wrapper for one streaming step (ONNX inputs/outputs by position; ``prior`` float[1, M]
+    is an input only with ``prior_input``)."""
+
+    def __init__(self, model: LipNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        feature: torch.Tensor,
+        style: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        prior: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.model.step(feature, style, h, c, prior)
+
+
+class ClipGraph(nn.Module):
+    """Export wrapper for the reference-clip emotion encoder: float[1, T_ref, 28] → float[1, D]."""
+
+    def __init__(self, model: LipNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_clip(clip)
 
 
 def save_lip_ensemble(

@@ -97,7 +97,7 @@ def load_image(path: str | Path | None) -> np.ndarray:
     """RGB uint8; ``None`` (or ``"astronaut"``) gives the default portrait."""
     if path is None or str(path) == "astronaut":
         return default_portrait()
-    from emostream.streaming.image_io import load_image_rgb
+    from emostream.media.image import load_image_rgb
 
     return np.asarray(load_image_rgb(path))
 

@@ -43,7 +43,7 @@ class FileSource:
         clock: Clock | None = None,
         audio: np.ndarray | None = None,
     ) -> None:
-        from emostream.streaming.audio_io import load_audio
+        from emostream.media.audio import load_audio
 
         self.path = Path(path)
         self.audio = load_audio(self.path) if audio is None else np.asarray(audio, np.float32)

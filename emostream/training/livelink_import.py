@@ -100,7 +100,7 @@ def import_take(
     swap_mouth_lr: bool = False, phones: bool = True, index: int = 0,
 ) -> Utterance:  # fmt: skip
     from emostream.livelink import read_livelink_csv
-    from emostream.streaming.audio_io import load_audio
+    from emostream.media.audio import load_audio
 
     clip = read_livelink_csv(csv, fps=fps, swap_mouth_lr=swap_mouth_lr)
     audio = load_audio(audio_path)

@@ -29,7 +29,7 @@ import torch
 from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, MOUTH_INDICES
 from emostream.errors import CheckpointError, ConfigError, InputError
 from emostream.models.emodiff import EmoDiff, EmoDiffConfig, save_emodiff
-from emostream.training.checkpoint import checkpoint_paths
+from emostream.models.weights import checkpoint_paths
 from emostream.training.schema import Utterance
 
 log = logging.getLogger(__name__)

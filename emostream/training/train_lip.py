@@ -57,7 +57,7 @@ from emostream.models.lip_refiner import (
     load_lip_checkpoint,
     save_lip_checkpoint,
 )
-from emostream.training.checkpoint import checkpoint_paths
+from emostream.models.weights import checkpoint_paths
 from emostream.training.schema import Utterance
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from emostream.config import DEFAULT_FPS, SAMPLE_RATE
 from emostream.engine.vad import SPEECH_THRESHOLD, SileroVAD
 from emostream.errors import InputError
 from emostream.livelink import read_livelink_csv
-from emostream.streaming.audio_io import MSG_DIRECTORY, MSG_EMPTY, MSG_MISSING, audio_info, iter_audio
-from emostream.streaming.image_io import describe_image, load_image_rgb
+from emostream.media.audio import MSG_DIRECTORY, MSG_EMPTY, MSG_MISSING, audio_info, iter_audio
+from emostream.media.image import describe_image, load_image_rgb
 
 #: Seconds of audio the probe runs VAD over (VAD costs ~0.05 s per minute of audio).
 PROBE_VAD_SECONDS = 600.0
