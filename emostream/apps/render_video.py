@@ -13,8 +13,10 @@ import numpy as np
 
 from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_FPS
+from emostream.engine.features import features_for
 from emostream.errors import DependencyError, InputError
 from emostream.render.base import Renderer
+from emostream.streaming.sinks.mp4 import Mp4Writer
 
 BATCH = 16
 
@@ -29,8 +31,6 @@ def render_to_mp4(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Render float32[T, 55] and write ``out``; returns the number of frames written."""
-    from emostream.streaming.sinks.mp4 import Mp4Writer
-
     if len(motion) == 0:
         raise InputError("no motion frames to render")
     with Mp4Writer(out, width=renderer.width, height=renderer.height, fps=fps, audio=audio is not None) as w:
@@ -57,8 +57,8 @@ def motion_from_audio(
 
     Raises DependencyError saying what is missing when the motion engine or its weights are not
     installed."""
+    # deferred: torch (heavy), only for rendering from audio (--motion CSVs do not need it)
     try:
-        from emostream.engine.features import features_for
         from emostream.engine.motion import MotionEngine
     except ImportError as e:
         raise DependencyError(

@@ -128,6 +128,7 @@ def export_onnx(net: LipNet, step_path: str | Path, clip_path: str | Path) -> No
 
 class _OnnxBackend:
     def __init__(self, net: LipNet, device: str) -> None:
+        # deferred: onnxruntime (heavy), loaded only when the ONNX backend is chosen
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is a core dependency
