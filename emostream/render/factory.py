@@ -43,7 +43,6 @@ def create_renderer(
     if kind == "analytic":
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
-
         # the analytic warp is CPU code by design; --device only affects neural stages
         return AnalyticRenderer(prepared, paste_back=paste_back)
     if checkpoint is None:
