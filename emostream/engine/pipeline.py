@@ -1,9 +1,10 @@
 """The one audio → features + VAD → motion → frames core, shared by offline and live paths.
 
-``MotionPipeline`` is the streaming core: ``push(audio16k)`` any number of samples, get the
-motion frames (float32[m, 55]) that became computable; ``flush()`` at the end. Its output does
-not depend on how the audio is chunked. ``Engine`` holds what many sessions share (the
-motion model's weights, the renderers per portrait) and builds per-stream state cheaply.
+``MotionPipeline`` (``emostream.engine.stages``, re-exported here) is the streaming core:
+``push(audio16k)`` any number of samples, get the motion frames (float32[m, 55]) that became
+computable; ``flush()`` at the end. Its output does not depend on how the audio is chunked.
+``Engine`` holds what many sessions share (the motion model's weights, the renderers per portrait)
+and builds per-stream state cheaply; ``Engine.new_session`` wraps it in a live ``Session``.
 
 Offline entry points (used by ``emostream render --audio`` and tests):
 ``offline_motion(engine, audio)`` → float32[T, 55] and

@@ -12,6 +12,9 @@ Members must agree on everything the stream feeds them: features, fps, lookahead
 
 Checkpoint: kind ``lip_ensemble``; config ``{"members": [member configs], "gate_scale", "gate_bias"}``;
 tensors ``members.K.<member tensor>``. ``load_lip_net`` reads either kind.
+
+``LipNet`` is either network, and ``StepGraph``/``ClipGraph`` wrap either for ONNX export (they live
+here, beside both networks, so ``lip_refiner`` does not import this module).
 """
 
 from __future__ import annotations
