@@ -51,6 +51,7 @@ def quiet_stderr() -> Iterator[None]:
 
 def quiet_onnxruntime() -> None:
     """ONNX Runtime's process-wide default logger: errors only (warnings too with ``--debug``)."""
-    import onnxruntime as ort  # heavy, and only the callers that create sessions need it
+    # deferred: onnxruntime (heavy), only for the callers that create sessions
+    import onnxruntime as ort
 
     ort.set_default_logger_severity(0 if debugging() else _ORT_ERROR)

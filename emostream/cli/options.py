@@ -37,6 +37,7 @@ def max_side_option(live: bool) -> Any:
 
 def framing_from(crop: str, max_side: int) -> Framing:
     """The Framing the options ask for (ConfigError on a bad value)."""
-    from emostream.render.framing import Framing  # cv2: loaded only by commands that render
+    # deferred: OpenCV (heavy), loaded only by the commands that render
+    from emostream.render.framing import Framing
 
     return Framing(crop=crop, max_side=max_side)
