@@ -116,3 +116,22 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
     assert res["lip_gap_corr"] > 0.9 and res["head_yaw_corr"] > 0.9 and res["smile_corr"] > 0.8
     assert res["background_mae"] < 2 and res["flicker"] < 1
     assert (tmp_path / "astronaut.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("command", ["render", "demo", "stream", "camera", "serve"])
+def test_framing_options_are_checked_before_anything_loads(
+    command: str, tmp_path: Path, sample_wav: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command that makes frames takes --crop / --max-side and rejects a bad value in one
+    line with exit code 2 (in-process, so a model load would show as a slow test)."""
+    extra = {
+        "render": ["--motion", str(_csv(tmp_path, 2)), "-o", str(tmp_path / "x.mp4")],
+        "stream": ["--audio", str(sample_wav), "--out", str(tmp_path / "x.mp4")],
+        "camera": ["--audio", str(sample_wav)],
+    }.get(command, [])
+    for bad, message in ((["--crop", "square"], "unknown crop 'square'"), (["--max-side", "10"], "--max-side")):
+        with pytest.raises(SystemExit) as e:
+            main([command, *extra, *bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("emostream: error: ") and message in err and err.count("\n") == 1
