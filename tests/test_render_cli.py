@@ -129,7 +129,8 @@ def test_framing_options_are_checked_before_anything_loads(
         "stream": ["--audio", str(sample_wav), "--out", str(tmp_path / "x.mp4")],
         "camera": ["--audio", str(sample_wav)],
     }.get(command, [])
-    for bad, message in ((["--crop", "square"], "unknown crop 'square'"), (["--max-side", "10"], "--max-side")):
+    bad_options = ((["--crop", "square"], "unknown crop 'square'"), (["--max-side", "10"], "--max-side"))
+    for bad, message in bad_options:
         with pytest.raises(SystemExit) as e:
             main([command, *extra, *bad])
         assert e.value.code == 2
