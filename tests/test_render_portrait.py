@@ -97,11 +97,18 @@ def test_profile_view_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         face.detect_landmarks(default_portrait(), path="side.jpg")
 
 
-def test_yaw_estimate_from_landmarks(astronaut_256) -> None:
-    lm = astronaut_256.landmarks.copy()
-    assert abs(face.estimate_yaw_deg(lm)) < 10
-    lm[1, 0] = lm[263, 0] - 0.02 * (lm[263, 0] - lm[33, 0])  # nose tip near one eye corner
-    assert face.estimate_yaw_deg(lm) > 60
+def test_yaw_estimate_follows_the_rig_convention(astronaut_256) -> None:
+    """The rig's yaw > 0 (face towards the image's right) reads > 0, by about YAW_GAIN x the turn."""
+    from emostream.arkit import motion_vector
+    from emostream.render.rig import Rig
+
+    rig = Rig(astronaut_256.landmarks)
+    base = face.estimate_yaw_deg(astronaut_256.landmarks)
+    assert abs(base) < 10
+    for rad in (-0.4, 0.4):
+        lm = rig.evaluate(motion_vector(yaw=rad)[None])[0]
+        turn = face.estimate_yaw_deg(lm) - base
+        assert turn == pytest.approx(face.YAW_GAIN * np.degrees(rad), abs=3), rad
 
 
 def test_several_faces_take_the_largest(caplog: pytest.LogCaptureFixture) -> None:
