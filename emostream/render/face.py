@@ -315,8 +315,8 @@ def detect_landmarks(
     yaw = estimate_yaw_deg(lm) if check_pose else 0.0
     if abs(yaw) > MAX_SOURCE_YAW_DEG:
         raise ImageError(
-            f"the face is in profile (yaw about {yaw:.0f} deg); use a frontal or three-quarter portrait (|yaw| <= "
-            f"{MAX_SOURCE_YAW_DEG:.0f} deg)",
+            f"the face is in profile (yaw about {yaw:.0f} deg); use a frontal or three-quarter "
+            f"portrait (|yaw| <= {MAX_SOURCE_YAW_DEG:.0f} deg)",
             path,
         )
     return lm

@@ -37,6 +37,12 @@ def _triangles() -> np.ndarray:
     return np.concatenate([load_rig().triangles.astype(np.int64), np.array(fills, np.int64)])
 
 
+def _areas(q: np.ndarray) -> np.ndarray:
+    """Twice the signed areas of triangles float[T, 3, 2]."""
+    e1, e2 = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0]
+    return np.asarray(e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1])
+
+
 def turned_face(image: np.ndarray, landmarks: np.ndarray, yaw_deg: float, size: int = 384) -> np.ndarray:
     """uint8[size, size, 3]: the face of ``image`` (landmarks float[468, 3] in its px) turned to
     ``yaw_deg`` (> 0: towards the image's right, the rig's convention)."""
@@ -54,17 +60,10 @@ def turned_face(image: np.ndarray, landmarks: np.ndarray, yaw_deg: float, size: 
     out = np.full((size, size, 3), BACKGROUND, np.uint8)
     d2 = dst[tris, :2]
     s2 = src[tris]
-    area = lambda q: (
-        (q[:, 1, 0] - q[:, 0, 0]) * (q[:, 2, 1] - q[:, 0, 1])
-        - (  # noqa: E731
-            q[:, 2, 0] - q[:, 0, 0]
-        )
-        * (q[:, 1, 1] - q[:, 0, 1])
-    )
-    facing = np.sign(area(d2)) == np.sign(area(s2))  # back-facing triangles flip orientation
+    facing = np.sign(_areas(d2)) == np.sign(_areas(s2))  # back-facing triangles flip orientation
     order = np.argsort(-dst[tris, 2].mean(1))  # far first (z points away from the camera)
     for i in order:
-        if not facing[i] or abs(area(d2[i : i + 1])[0]) < 1e-3:
+        if not facing[i] or abs(_areas(d2[i : i + 1])[0]) < 1e-3:
             continue
         x0, y0 = np.floor(d2[i].min(0)).astype(int)
         x1, y1 = np.ceil(d2[i].max(0)).astype(int) + 1
