@@ -130,3 +130,17 @@ def test_unreadable_image_file(tmp_path) -> None:
         load_image(bad)
     with pytest.raises(ImageError):
         load_image(tmp_path / "missing.png")
+
+
+def test_derived_test_faces_cover_their_kinds(render_cache: None) -> None:
+    from emostream.render.portrait import TEST_FACE_KINDS, test_faces
+
+    faces = dict(test_faces())
+    assert set(faces) == set(TEST_FACE_KINDS)
+    gray, sepia, low = faces["astronaut_gray"], faces["hopper_sepia"], faces["hopper_lowres"]
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    r, g, b = (sepia[..., i].astype(int) for i in range(3))
+    assert (r >= g).all() and (g >= b).all() and (r - b).mean() > 40  # warm monochrome
+    lm = face.detect_landmarks(low)
+    width = float(lm[:, 0].max() - lm[:, 0].min())
+    assert max(low.shape[:2]) <= 200 and 40 < width < 300  # a low-resolution face, still accepted
