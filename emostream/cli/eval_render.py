@@ -30,6 +30,12 @@ def register(app: typer.Typer) -> None:
             help="Folder of earlier sheets (e.g. another revision's --sheets output): writes "
             "<face>-before-after.png and overview-before-after.png beside the new sheets.",
         ),
+        strip_path: Path = typer.Option(
+            None,
+            "--strip",
+            help="With --before: also write a compact before/after strip (jaw open, oo, smile, blink, "
+            "head turned; 160 px tiles) for every face to this file (PNG or JPEG).",
+        ),
         sheets_only: bool = typer.Option(False, "--sheets-only", help="Only draw the sheets (no metrics)."),
         as_json: bool = typer.Option(True, "--json/--no-json", help="Print the metrics as JSON."),
     ) -> None:
@@ -39,10 +45,12 @@ def register(app: typer.Typer) -> None:
         from emostream.render.analytic import AnalyticRenderer
         from emostream.render.eval import contact_sheet, evaluate_render
         from emostream.render.portrait import load_image, prepare_portrait, test_faces
-        from emostream.render.sheets import before_after, overview, read_sheet, write_sheet
+        from emostream.render.sheets import before_after, overview, read_sheet, strip, write_sheet
 
         if before is not None and not before.is_dir():
             raise ImageError("--before must be a folder of contact sheets", before)
+        if strip_path is not None and before is None:
+            raise ImageError("--strip needs --before (the earlier sheets to compare with)", strip_path)
         named = dict(test_faces())
         targets = image or list(named)
         images = [
@@ -59,16 +67,20 @@ def register(app: typer.Typer) -> None:
             drawn.append((name, read_sheet(path)))
         write_sheet(sheets / "overview.png", overview(drawn))
         if before is not None:
-            pairs = []
+            pairs, rows = [], []
             for name, new in drawn:
                 old_path = before / f"{name}.png"
                 if not old_path.is_file():
                     continue
-                pair = before_after(read_sheet(old_path), new)
+                old = read_sheet(old_path)
+                rows += [(f"{name} before", old), (f"{name} after", new)]
+                pair = before_after(old, new)
                 write_sheet(sheets / f"{name}-before-after.png", pair)
                 pairs.append((name, pair))
             if pairs:
                 write_sheet(sheets / "overview-before-after.png", overview(pairs))
+            if strip_path is not None and rows:
+                write_sheet(strip_path, strip(rows))
         if sheets_only:
             return
         out: object = results[next(iter(results))] if len(results) == 1 else results

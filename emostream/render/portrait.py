@@ -17,6 +17,10 @@ face and a landscape frame (not a new identity), and ``luispedro``: the third id
 three-quarter view (yaw about 35°) of Luis Pedro Coelho, the photo he ships as
 ``mahotas/demos/data/luispedro.jpg`` in his MIT-licensed ``mahotas`` package; it is bundled
 byte-identical (22,735 bytes) in ``emostream/assets/faces/`` (see ``emostream/assets/LICENSES.md``).
+
+``test_faces()`` (what ``eval render`` and the contact sheets use) adds three copies derived by a
+fixed formula: ``hopper_sepia`` (a sepia print), ``astronaut_gray`` (greyscale, with teeth) and
+``hopper_lowres`` (180 px on the long side); ``TEST_FACE_KINDS`` says what each face covers.
 """
 
 from __future__ import annotations

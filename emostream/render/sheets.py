@@ -16,6 +16,11 @@ import numpy as np
 from emostream.errors import ImageError
 
 BAND_PX = 28
+#: A sheet's layout (``eval.contact_sheet``): a title band, then rows of this many square tiles.
+TILES_PER_ROW = 4
+#: The poses of a sheet, in order (``eval.SHEET_POSES``), and those a compact strip shows.
+SHEET_POSE_NAMES = ("neutral", "jaw open", "oo", "smile", "blink", "sad brows", "head left", "head right")
+STRIP_POSES = ("jaw open", "oo", "smile", "blink", "head left")
 
 
 def read_sheet(path: Path) -> np.ndarray:
@@ -61,3 +66,29 @@ def before_after(before: np.ndarray, after: np.ndarray, *, width: int | None = N
     return np.concatenate(
         [labelled(to_width(before, w), labels[0]), labelled(to_width(after, w), labels[1])], 0
     )
+
+
+def sheet_tiles(sheet: np.ndarray) -> dict[str, np.ndarray]:
+    """The tiles of a titled contact sheet, by pose name."""
+    tile = sheet.shape[1] // TILES_PER_ROW
+    body = sheet[BAND_PX:]
+    if body.shape[0] % tile or body.shape[0] // tile * TILES_PER_ROW != len(SHEET_POSE_NAMES):
+        raise ValueError(f"not a contact sheet of {len(SHEET_POSE_NAMES)} tiles: shape {sheet.shape}")
+    out = {}
+    for k, name in enumerate(SHEET_POSE_NAMES):
+        r, c = divmod(k, TILES_PER_ROW)
+        out[name] = body[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
+    return out
+
+
+def strip(
+    rows: list[tuple[str, np.ndarray]], *, tile: int = 160, poses: tuple[str, ...] = STRIP_POSES
+) -> np.ndarray:
+    """A compact comparison: for each (label, sheet), one row of ``poses`` at ``tile`` px, under a
+    label band (e.g. "hopper_sepia before", "hopper_sepia after")."""
+    out = []
+    for label, sheet in rows:
+        t = sheet_tiles(sheet)
+        row = np.concatenate([cv2.resize(t[p], (tile, tile), interpolation=cv2.INTER_AREA) for p in poses], 1)
+        out.append(labelled(row, label))
+    return np.concatenate(out, 0)
