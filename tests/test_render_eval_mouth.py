@@ -72,7 +72,10 @@ def test_grey_interior_passes_on_a_greyscale_photo(gray: np.ndarray) -> None:
 
 
 def test_sepia_interior_passes_and_neutral_white_fails_on_a_sepia_photo(sepia: np.ndarray) -> None:
-    tone = lambda y: tuple(float(v) for v in np.clip(y * SEPIA, 0, 255))  # noqa: E731
+    def tone(y: float) -> tuple[float, float, float]:
+        r, g, b = (float(v) for v in np.clip(y * SEPIA, 0, 255))
+        return r, g, b
+
     ok = em.evaluate_mouth(_painted(sepia, _two_tone(tone(190), tone(30))))
     assert ok.photo_tone_spread < em.MONO_SPREAD and ok.mouth_colour_ok == 1.0
     bad = em.evaluate_mouth(_painted(sepia, _two_tone((225, 225, 228), (40, 12, 14))))
