@@ -94,12 +94,14 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
         "lip_gap_corr", "blink_closure", "blink_control", "smile_corr", "head_yaw_corr", "background_mae",
         "flicker", "ms_per_frame_256", "ms_per_frame_512", "mouth_chroma", "skin_chroma",
         "mouth_hue_diff_deg", "photo_tone_spread", "mouth_tone_dist", "mouth_colour_ok",
-        "interior_sharpness_rel", "interior_noise_rel", "interior_temporal_mad",
+        "interior_sharpness_rel", "interior_noise_rel", "interior_detail_ok", "interior_temporal_mad",
+        "source_yaw_deg",
     }  # fmt: skip
     assert res["lip_gap_corr"] > 0.9 and res["head_yaw_corr"] > 0.9 and res["smile_corr"] > 0.8
     assert res["background_mae"] < 2 and res["flicker"] < 1
     assert (tmp_path / "astronaut.png").stat().st_size > 10_000
     assert res["interior_temporal_mad"] < 1  # the interior holds still while the jaw does
+    assert abs(res["source_yaw_deg"]) < 10
 
 
 def test_eval_render_sheets_before_after(tmp_path: Path, render_cache: None) -> None:

@@ -92,6 +92,7 @@ def test_colour_photo_rejects_an_off_hue_interior(astronaut_256) -> None:
 def test_detail_ratio_tells_flat_from_grainy(gray: np.ndarray) -> None:
     flat = em.evaluate_mouth(_painted(gray, _two_tone((120, 120, 120), (120, 120, 120))))
     assert flat.interior_noise_rel < 0.7 and flat.interior_sharpness_rel < 0.7
+    assert flat.interior_detail_ok == 0.0
 
     def grain(frame: np.ndarray, mask: np.ndarray, _: int) -> None:
         rng = np.random.default_rng(0)

@@ -14,6 +14,8 @@ Metrics (JSON):
   glasses), a low ``blink_closure`` is a limit of the measurement, not only of the renderer;
 - ``smile_corr``: r of the mouth-corner lift (lip centre y − corner y, ÷ eye distance) with the
   commanded smile over the smile segment;
+- ``source_yaw_deg``: the photo's own yaw (``face.estimate_yaw_deg``; three-quarter views are
+  accepted up to ``MAX_SOURCE_YAW_DEG``);
 - ``head_yaw_corr``: r of the yaw estimated from the landmarks with the commanded yaw;
 - ``background_mae``: mean |Δ| (0–255) against the source of pixels far outside the face (outside
   the warp ring, 8 px margin), over all frames;
@@ -135,6 +137,7 @@ class RenderMetrics:
     blink_closure: float
     blink_control: float
     smile_corr: float
+    source_yaw_deg: float
     head_yaw_corr: float
     background_mae: float
     flicker: float
@@ -300,6 +303,7 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     return RenderMetrics(
         lip_gap_corr=lip_gap_corr, blink_closure=blink_closure, blink_control=blink_control,
         smile_corr=smile_corr,
-        head_yaw_corr=head_yaw_corr, background_mae=background_mae, flicker=flicker,
+        source_yaw_deg=estimate_yaw_deg(portrait.landmarks), head_yaw_corr=head_yaw_corr,
+        background_mae=background_mae, flicker=flicker,
         ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)), mouth=mouth,
     )  # fmt: skip

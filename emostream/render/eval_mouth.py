@@ -26,7 +26,8 @@ not counted. Figures (JSON, ``eval render``):
   mouth (a band ``RING`` × the eye-corner distance wide outside the outer lip contour), and that
   ratio ÷ the same ratio in the photo (its mouth: the outer-lip polygon, lips and any visible
   interior, against the same band). 1.0 = the interior is as sharp / grainy relative to its
-  surroundings as the photo's mouth is; the target band is 0.7–1.4;
+  surroundings as the photo's mouth is; ``interior_detail_ok`` is 1.0 when both lie in
+  ``DETAIL_BAND`` (0.7–1.4), else 0.0;
 - ``interior_temporal_mad``: mean |Δ| (0–255) of the interior between consecutive frames while
   the jaw holds still (jawOpen 0.7, ``HOLD_FRAMES`` frames): 0 for a static drawing.
 """
@@ -53,6 +54,7 @@ TONE_BIN = 4.0
 MONO_SPREAD = 1.5
 MAX_HUE_DIFF_DEG = 35.0
 MAX_CHROMA_RATIO = 2.0
+DETAIL_BAND = (0.7, 1.4)
 _UPPER_INNER = np.array(tp.LIP_UPPER_INNER)
 _LOWER_INNER = np.array(tp.LIP_LOWER_INNER)
 _OUTER = np.array(tp.LIP_UPPER_OUTER + tp.LIP_LOWER_OUTER[::-1][1:-1])
@@ -68,6 +70,7 @@ class MouthMetrics:
     mouth_colour_ok: float
     interior_sharpness_rel: float
     interior_noise_rel: float
+    interior_detail_ok: float
     interior_temporal_mad: float
 
     def to_dict(self) -> dict[str, float]:
@@ -195,6 +198,8 @@ def evaluate_mouth(r: AnalyticRenderer) -> MouthMetrics:
         y = luminance(f)
         sharp_r.append(_ratio(sharpness(y, mk), sharpness(y, rg)))
         noise_r.append(_ratio(noise(y, mk), noise(y, rg)))
+    sharp_rel = _ratio(float(np.mean(sharp_r)) if sharp_r else 0.0, sharp_photo)
+    noise_rel = _ratio(float(np.mean(noise_r)) if noise_r else 0.0, noise_photo)
     hold = np.stack(frames[n:]).astype(np.int16)
     still = np.stack(masks[n:]).min(0) > 0
     temporal = float(np.abs(np.diff(hold, axis=0))[:, still].mean()) if still.any() else 0.0
@@ -205,7 +210,8 @@ def evaluate_mouth(r: AnalyticRenderer) -> MouthMetrics:
         photo_tone_spread=spread,
         mouth_tone_dist=tone_dist,
         mouth_colour_ok=float(colour_ok(mouth_c, skin_c, hue_diff, spread, tone_dist)),
-        interior_sharpness_rel=_ratio(float(np.mean(sharp_r)) if sharp_r else 0.0, sharp_photo),
-        interior_noise_rel=_ratio(float(np.mean(noise_r)) if noise_r else 0.0, noise_photo),
+        interior_sharpness_rel=sharp_rel,
+        interior_noise_rel=noise_rel,
+        interior_detail_ok=float(all(DETAIL_BAND[0] <= v <= DETAIL_BAND[1] for v in (sharp_rel, noise_rel))),
         interior_temporal_mad=temporal,
     )
