@@ -67,3 +67,14 @@ def test_profile_view_is_refused(sources, yaw: int) -> None:
     img, lm = sources["astronaut"]
     with pytest.raises(ImageError, match=r"in profile|no face found"):
         face.detect_landmarks(turned_face(img, lm, yaw), path="side.jpg")
+
+
+@pytest.mark.parametrize("pitch", [-15, 15])
+def test_yaw_estimate_holds_on_nodding_faces(sources, pitch: int) -> None:
+    """Yaw read on faces also pitched up or down (the estimate fits the whole rotation)."""
+    errors = {}
+    for name in ("astronaut", "grace_hopper"):
+        img, lm = sources[name]
+        for truth in (-45, -30, 0, 30, 45):
+            errors[(name, truth)] = _yaw_of(turned_face(img, lm, truth, pitch_deg=pitch)) - truth
+    assert max(abs(e) for e in errors.values()) <= TOLERANCE_DEG, errors

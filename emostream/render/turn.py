@@ -3,8 +3,8 @@
 The check for the source-yaw estimate (``face.estimate_yaw_deg``) needs photos whose yaw is known
 exactly. ``turned_face`` makes them from any frontal portrait: the rig's reference shape is fitted
 to the photo's 468 3D landmarks (similarity, Umeyama), which gives the face's own shape in the
-head frame, frontalised; that shape is rotated about the vertical axis by the requested yaw (pitch
-and roll 0), projected orthographically, and every mesh triangle (face mesh plus the eye and mouth
+head frame, frontalised; that shape is rotated about the vertical axis by the requested yaw (and
+optionally nodded by a pitch; roll 0), projected orthographically, and every mesh triangle (face mesh plus the eye and mouth
 openings) is filled with its own pixels from the photo by an affine warp, far triangles first
 (painter's order) and back-facing ones culled, so the far cheek is hidden behind the nose as in a
 real turned head. The result is upright, centred in a square on a flat grey background (the
@@ -43,13 +43,16 @@ def _areas(q: np.ndarray) -> np.ndarray:
     return np.asarray(e1[:, 0] * e2[:, 1] - e2[:, 0] * e1[:, 1])
 
 
-def turned_face(image: np.ndarray, landmarks: np.ndarray, yaw_deg: float, size: int = 384) -> np.ndarray:
+def turned_face(
+    image: np.ndarray, landmarks: np.ndarray, yaw_deg: float, size: int = 384, *, pitch_deg: float = 0.0
+) -> np.ndarray:
     """uint8[size, size, 3]: the face of ``image`` (landmarks float[468, 3] in its px) turned to
-    ``yaw_deg`` (> 0: towards the image's right, the rig's convention)."""
+    ``yaw_deg`` (> 0: towards the image's right) and nodded by ``pitch_deg`` (> 0: down), the
+    rig's conventions (``R = R_y R_x``)."""
     v, _ = frontal_shape(landmarks)
     piv = load_rig().head_pivot.astype(np.float64)
     yaw = np.radians(yaw_deg)
-    rot = rotation(np.array([yaw]), np.array([0.0]), np.array([0.0]))[0]
+    rot = rotation(np.array([yaw]), np.array([np.radians(pitch_deg)]), np.array([0.0]))[0]
     p = piv + (v - piv) @ rot.T
     k = EYE_SPAN * size  # the reference's unit is the outer-eye-corner distance
     dst = np.empty((len(p), 3))
