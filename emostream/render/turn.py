@@ -4,11 +4,12 @@ The check for the source-yaw estimate (``face.estimate_yaw_deg``) needs photos w
 exactly. ``turned_face`` makes them from any frontal portrait: the rig's reference shape is fitted
 to the photo's 468 3D landmarks (similarity, Umeyama), which gives the face's own shape in the
 head frame, frontalised; that shape is rotated about the vertical axis by the requested yaw (and
-optionally nodded by a pitch; roll 0), projected orthographically, and every mesh triangle (face mesh plus the eye and mouth
-openings) is filled with its own pixels from the photo by an affine warp, far triangles first
-(painter's order) and back-facing ones culled, so the far cheek is hidden behind the nose as in a
-real turned head. The result is upright, centred in a square on a flat grey background (the
-photo's hair and ears are not part of the mesh). Deterministic; ~0.1 s per face on one core.
+optionally nodded by a pitch; roll 0) and projected orthographically. Every mesh triangle (face
+mesh plus the eye and mouth openings) is filled with its own pixels from the photo by an affine
+warp, far triangles first (painter's order), back-facing ones culled, so the far cheek is hidden
+behind the nose as in a real turned head. The result is upright, centred in a square on a flat
+grey background (the photo's hair and ears are not part of the mesh). Deterministic; ~0.1 s per
+face on one core.
 """
 
 from __future__ import annotations
