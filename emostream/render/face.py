@@ -299,9 +299,10 @@ def detect_landmarks(
     if len(dets) > 1:
         log.warning("%d faces found; using the largest", len(dets))
     det = dets[0]
-    # a turned face brings the eyes together: its size is read from the box (eyes ~0.45 of it)
+    # a turned face brings the eyes together, so its size is also read from the box: 0.4 × the box
+    # width stays below a frontal face's eye distance (0.43-0.48 × on the test faces)
     eye_dist = max(
-        float(np.linalg.norm(det.keypoints[0] - det.keypoints[1])), 0.45 * float(det.box[2] - det.box[0])
+        float(np.linalg.norm(det.keypoints[0] - det.keypoints[1])), 0.4 * float(det.box[2] - det.box[0])
     )
     if eye_dist < MIN_EYE_DISTANCE_PX:
         raise ImageError(
