@@ -169,6 +169,8 @@ def evaluate_mouth(r: AnalyticRenderer) -> MouthMetrics:
     motions = [motion_vector(jawOpen=w) for w in JAW_LEVELS] + [motion_vector(jawOpen=HOLD_JAW)] * HOLD_FRAMES
     for m in motions:
         frames.append(r.render(m[None])[0])
+        if frames[-1].shape != shape:
+            raise ValueError(f"evaluate_mouth needs the face crop {shape}, got frames of {frames[-1].shape}")
         assert r.warp.last_points is not None
         kp = r.warp.last_points[: r.warp.n_face]
         poly = np.concatenate([kp[_UPPER_INNER], kp[_LOWER_INNER][::-1]])
