@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Lip gap / blink (with its detector control) / smile / head-yaw tracking, background
         stability, flicker, speed, mouth-interior colour / detail / stability; contact sheets."""
-        # deferred: the renderer stack (face models, rig) loads only after the options are checked
+        # deferred: the renderer and its evaluation (OpenCV, scipy; heavy), after the arguments are checked
         from emostream.render.analytic import AnalyticRenderer
         from emostream.render.eval import contact_sheet, evaluate_render
         from emostream.render.portrait import load_image, prepare_portrait, test_faces
