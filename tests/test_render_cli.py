@@ -105,18 +105,18 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
 
 
 def test_eval_render_sheets_before_after(tmp_path: Path, render_cache: None) -> None:
-    import cv2
+    from emostream.render.sheets import read_sheet
 
     before, after = tmp_path / "before", tmp_path / "after"
     main(["eval", "render", "--image", "astronaut", "--sheets", str(before), "--sheets-only"])
-    sheet = cv2.imread(str(before / "astronaut.png"))
+    sheet = read_sheet(before / "astronaut.png")
     assert sheet.shape[1] == 4 * 512  # 512² tiles, four to a row
     main(["eval", "render", "--image", "astronaut", "--image", "hopper_sepia", "--sheets", str(after),
           "--sheets-only", "--before", str(before), "--strip", str(tmp_path / "strip.jpg")])  # fmt: skip
     assert (after / "overview.png").is_file() and (after / "hopper_sepia.png").is_file()
-    pair = cv2.imread(str(after / "astronaut-before-after.png"))
+    pair = read_sheet(after / "astronaut-before-after.png")
     assert pair.shape[0] == 2 * (sheet.shape[0] + 28)  # before over after, each under a label band
     assert not (after / "hopper_sepia-before-after.png").exists()  # no earlier sheet for it
     assert (after / "overview-before-after.png").is_file()
-    strip = cv2.imread(str(tmp_path / "strip.jpg"))
+    strip = read_sheet(tmp_path / "strip.jpg")
     assert strip.shape == (2 * (160 + 28), 5 * 160, 3)  # astronaut before + after, five poses
