@@ -84,7 +84,7 @@ def test_seam_the_photo_resumes_smoothly_at_the_ring(render_cache: None) -> None
     """Where the re-warped face meets the still photo there is no seam: past the ring nothing
     changes, and across the ring's band the frame has no more edges than the photo there (a seam
     or a double edge would add some)."""
-    img = sample_faces()[1][1]  # Grace Hopper: glasses, hat brim over the forehead
+    img = dict(sample_faces())["grace_hopper"]  # glasses, hat brim over the forehead
     r = AnalyticRenderer(prepare_portrait(img, 256), framing=Framing())
     assert r.paste is not None
     out = r.render(vec(jawOpen=0.8, yaw=0.4, pitch=0.2)[None])[0]
@@ -108,7 +108,7 @@ def border_faces() -> dict[str, np.ndarray]:
     a = default_portrait()
     lm = cached_landmarks(a)
     x0, y0 = np.floor(lm[:, :2].min(0)).astype(int)
-    g = sample_faces()[1][1]
+    g = dict(sample_faces())["grace_hopper"]
     gx, gy = np.floor(cached_landmarks(g)[:, :2].min(0)).astype(int)
     return {
         "top": np.ascontiguousarray(a[y0 + 10 :]),
