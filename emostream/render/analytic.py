@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, neutral_vector
+from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE, MOTION_DIM, neutral_vector
 from emostream.render import topology as tp
 from emostream.render.eyes import Eyelids
 from emostream.render.framing import Framing, compose, resize_affine, scaled_photo
@@ -30,7 +30,8 @@ from emostream.render.pasteback import Layer, PasteBack
 from emostream.render.portrait import Portrait
 from emostream.render.rig import Rig
 from emostream.render.rig_render import RigRenderer
-from emostream.render.warp import MeshWarp, regularize_source
+from emostream.render.silhouette import far_side_oval
+from emostream.render.warp import MeshWarp, Occlusion, regularize_source
 
 _UPPER_INNER = np.array(tp.LIP_UPPER_INNER)
 _LOWER_INNER = np.array(tp.LIP_LOWER_INNER)
@@ -47,7 +48,8 @@ class AnalyticRenderer:
         self.kp_source = regularize_source(portrait.landmarks[:, :2])  # T
         self.kp_neutral = self.rig.evaluate(neutral_vector()[None])[0, :, :2]  # In
         self.scale = movement_scale(self.kp_source, self.kp_neutral)
-        self.warp = MeshWarp.build(portrait.landmarks, self.size, step=step)
+        oval = far_side_oval(portrait.crop, portrait.landmarks)
+        self.warp = MeshWarp.build(portrait.landmarks, self.size, step=step, oval=oval)
         #: Glasses frames are kept rigid (None: no glasses found); the warp reads ``self.source``.
         self.glasses = RigidGlasses.detect(portrait.crop, portrait.landmarks)
         self.source = portrait.crop if self.glasses is None else self.glasses.source
@@ -79,9 +81,21 @@ class AnalyticRenderer:
         kp[:, _OVAL] = self.kp_source[_OVAL] + d
         return kp
 
-    def _warp_crop(self, kp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(map_x, map_y, warped crop) before anything is drawn."""
-        mx, my, alpha = self.warp.backward_map(kp)
+    def occlusion(self, motion_row: np.ndarray) -> Occlusion:
+        """The driven rig's depth and the triangles its head rotation turns away (render/warp.py)."""
+        m = np.asarray(motion_row, np.float64)[None]
+        still = m.copy()
+        still[:, HEAD_SLICE] = 0.0
+        v = self.rig.shape(m)
+        return self.warp.occlusion(self.rig.to_camera(v, m)[0], self.rig.to_camera(v, still)[0])
+
+    def _warp_crop(
+        self, kp: np.ndarray, motion_row: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(map_x, map_y, warped crop) before anything is drawn; with ``motion_row``, depth-aware
+        (the far side of a turning head is occluded, not folded)."""
+        occ = None if motion_row is None else self.occlusion(motion_row)
+        mx, my, alpha = self.warp.backward_map(kp, occ)
         self.last_alpha = alpha
         # the crop is already extended past the photo (render/framing.py); never reflect
         frame = cv2.remap(self.source, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -100,7 +114,7 @@ class AnalyticRenderer:
 
     def render_crop(self, motion_row: np.ndarray, kp: np.ndarray) -> np.ndarray:
         """uint8[size, size, 3]: one frame of the face crop."""
-        _, _, frame = self._warp_crop(kp)
+        _, _, frame = self._warp_crop(kp, motion_row)
         self._draw(frame, motion_row)
         return frame
 
@@ -114,7 +128,7 @@ class AnalyticRenderer:
             if out is not None:
                 out[:] = frame
             return frame
-        mx, my, frame = self._warp_crop(kp)
+        mx, my, frame = self._warp_crop(kp, motion_row)
         before = frame.copy()
         kp_used = self._draw(frame, motion_row, glasses=False)  # glasses: at full resolution
         moved = self.glasses.affine(kp_used) if self.glasses is not None else None

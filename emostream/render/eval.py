@@ -28,7 +28,9 @@ Metrics (JSON):
   crop made with a reflected border instead (high where the crop reaches past the photo: the
   detector's control).
 - the mouth interior's colour, detail and stability against the photo (``mouth_*``,
-  ``interior_*``, ``skin_chroma``, ``photo_tone_spread``): see render/eval_mouth.py.
+  ``interior_*``, ``skin_chroma``, ``photo_tone_spread``): see render/eval_mouth.py;
+- the far side of a turned head (``farside_*``: background used as cheek texture, the warp's
+  largest local stretch, the fold guard's α, with the head turned): see render/eval_farside.py.
 
 The contact sheet (neutral, jaw open, "oo", smile, blink, sad brows, head left/right) is written
 as a PNG per face.
@@ -47,6 +49,7 @@ from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE
 from emostream.arkit import motion_vector as _vec
 from emostream.render import topology as tp
 from emostream.render.analytic import AnalyticRenderer
+from emostream.render.eval_farside import FarsideMetrics, evaluate_farside
 from emostream.render.eval_mouth import MouthMetrics, evaluate_mouth
 from emostream.render.face import (
     EYE_LOWER_SLICE,
@@ -154,10 +157,11 @@ class RenderMetrics:
     mirror_score: float
     mirror_score_reflected: float
     mouth: MouthMetrics
+    farside: FarsideMetrics
 
     def to_dict(self) -> dict[str, float]:
-        d = {k: round(float(v), 4) for k, v in asdict(self).items() if k != "mouth"}
-        return d | self.mouth.to_dict()
+        d = {k: round(float(v), 4) for k, v in asdict(self).items() if k not in ("mouth", "farside")}
+        return d | self.mouth.to_dict() | self.farside.to_dict()
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -333,5 +337,5 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
         source_yaw_deg=estimate_yaw_deg(portrait.landmarks), head_yaw_corr=head_yaw_corr,
         background_mae=background_mae, flicker=flicker,
         ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)), mouth=mouth,
-        mirror_score=mirror, mirror_score_reflected=mirror_reflected,
+        mirror_score=mirror, mirror_score_reflected=mirror_reflected, farside=evaluate_farside(img),
     )  # fmt: skip

@@ -45,11 +45,17 @@ def _areas(q: np.ndarray) -> np.ndarray:
 
 
 def turned_face(
-    image: np.ndarray, landmarks: np.ndarray, yaw_deg: float, size: int = 384, *, pitch_deg: float = 0.0
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    yaw_deg: float,
+    size: int = 384,
+    *,
+    pitch_deg: float = 0.0,
+    background: tuple[int, int, int] = BACKGROUND,
 ) -> np.ndarray:
     """uint8[size, size, 3]: the face of ``image`` (landmarks float[468, 3] in its px) turned to
     ``yaw_deg`` (> 0: towards the image's right) and nodded by ``pitch_deg`` (> 0: down), the
-    rig's conventions (``R = R_y R_x``)."""
+    rig's conventions (``R = R_y R_x``), over a flat ``background`` colour."""
     v, _ = frontal_shape(landmarks)
     piv = load_rig().head_pivot.astype(np.float64)
     yaw = np.radians(yaw_deg)
@@ -61,7 +67,7 @@ def turned_face(
     dst[:, 2] = p[:, 2]
     src = landmarks[:, :2].astype(np.float64)
     tris = _triangles()
-    out = np.full((size, size, 3), BACKGROUND, np.uint8)
+    out = np.full((size, size, 3), background, np.uint8)
     d2 = dst[tris, :2]
     s2 = src[tris]
     facing = np.sign(_areas(d2)) == np.sign(_areas(s2))  # back-facing triangles flip orientation

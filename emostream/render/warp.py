@@ -14,6 +14,13 @@ triangle is flipped against its source triangle: ``fold_guard`` finds the larges
 rig motions within range. The Jacobian determinant of the backward map in a triangle is
 area(source) / area(driven) > 0; source triangles are kept non-degenerate by opening closed eye and
 mouth contours by ``MIN_OPENING_PX`` in the source keypoints.
+
+Occlusion (``Occlusion``, from the driven 3D rig): when the head turns, the far cheek and the nose's
+far flank turn away from the camera. Those triangles are *hidden*: the fold guard leaves them
+flipped instead of scaling the whole motion down, and the triangle-id raster is drawn in painter's
+order (the static band first, then hidden triangles, then the visible ones far to near by their
+driven depth), so the near side covers them as on a real turning head. What is visible stays
+fold-free.
 """
 
 from __future__ import annotations
@@ -33,6 +40,15 @@ RING_SCALE = 1.55
 SHRINK = 0.8
 MIN_OPENING_PX = 0.6
 _SHIFT = 4  # fixed-point bits for cv2 rasterisation
+#: A face triangle the head rotation alone shrinks below this fraction of its (unrotated) driven
+#: area is turned (nearly) edge-on or away: hidden, left to the painter's order.
+HIDDEN_AREA_RATIO = 0.25
+#: A face triangle the head rotation alone grows past this ratio is turned towards the camera.
+WIDENED_AREA_RATIO = 1.2
+#: The most a triangle turned towards the camera may grow (driven / source area).
+MAX_TURN_STRETCH = 2.0
+#: Triangles compressed past this area ratio (source / driven) are drawn before the visible rest.
+COLLAPSED_STRETCH = 4.0
 
 
 def strip_triangles(upper: tuple[int, ...], lower: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -121,6 +137,15 @@ def signed_areas(pts: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return np.asarray(0.5 * (a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]))
 
 
+@dataclass(frozen=True)
+class Occlusion:
+    """One frame's depth information for the raster and the fold guard."""
+
+    depth: np.ndarray  # float64[P]: driven depth per mesh point (larger = farther; ring: +inf)
+    hidden: np.ndarray  # bool[T]: face triangles turned away by the head rotation
+    widened: np.ndarray  # bool[T]: face triangles the head rotation turns towards the camera
+
+
 @dataclass
 class MeshWarp:
     """The warp of one portrait crop. ``source`` are the (regularised) keypoints in crop px."""
@@ -133,15 +158,27 @@ class MeshWarp:
     step: int  # px between backward-map samples (1 = exact at every pixel)
     extra_pairs: np.ndarray  # int64[E, 2]
     extra_t: np.ndarray  # float64[E]
+    #: Added to the driven face points: where the source's face points were moved off the
+    #: landmarks (the far side's oval onto the silhouette, render/silhouette.py); None: nowhere.
+    face_offset: np.ndarray | None = None
     #: The fold-free driven points of the last ``backward_map`` call.
     last_points: np.ndarray | None = None
+    #: The triangle-id raster of the last ``backward_map`` call (-1: no triangle).
+    last_ids: np.ndarray | None = None
 
     @classmethod
-    def build(cls, face_kp: np.ndarray, size: int, step: int = 1) -> MeshWarp:
+    def build(cls, face_kp: np.ndarray, size: int, step: int = 1, oval: np.ndarray | None = None) -> MeshWarp:
+        """``oval`` (float[len(FACE_OVAL), 2]) replaces the landmarks' face oval in the source
+        mesh (the driven oval keeps the landmarks' motion); the static ring follows the landmarks."""
         face = regularize_source(face_kp[:, :2])
-        oval = np.array(tp.FACE_OVAL)
-        center = face[oval].mean(0)
-        ring = center + RING_SCALE * (face[oval] - center)
+        ids_oval = np.array(tp.FACE_OVAL)
+        center = face[ids_oval].mean(0)
+        ring = center + RING_SCALE * (face[ids_oval] - center)
+        offset = None
+        if oval is not None and not np.allclose(oval, face[ids_oval]):
+            offset = np.zeros_like(face)
+            offset[ids_oval] = oval - face[ids_oval]
+            face = face + offset
         n = len(face)
         pairs, ts = contour_extras()
         extras = face[pairs[:, 0]] * (1 - ts[:, None]) + face[pairs[:, 1]] * ts[:, None]
@@ -155,10 +192,12 @@ class MeshWarp:
         neg = signed_areas(src, tri) < 0
         tri[neg] = tri[neg][:, [0, 2, 1]]
         return cls(size=size, source=src, triangles=tri, n_face=n, n_dynamic=n_dyn, step=step,
-                   extra_pairs=pairs, extra_t=ts)  # fmt: skip
+                   extra_pairs=pairs, extra_t=ts, face_offset=offset)  # fmt: skip
 
     def driven_points(self, face_driven: np.ndarray) -> np.ndarray:
         f = np.asarray(face_driven, np.float64)[:, :2]
+        if self.face_offset is not None:
+            f = f + self.face_offset
         t = self.extra_t[:, None]
         extras = f[self.extra_pairs[:, 0]] * (1 - t) + f[self.extra_pairs[:, 1]] * t
         return np.concatenate([f, extras, self.source[self.n_dynamic :]])
@@ -177,22 +216,80 @@ class MeshWarp:
             on[list(up + lo)] = True
         on[self.n_face : self.n_dynamic] = True  # contour extras
         self._on_opening = on
-        self._min_area = np.maximum(0.004 * signed_areas(self.source, t), 1e-4)
+        self._src_area = signed_areas(self.source, t)
+        self._min_area = np.maximum(0.004 * self._src_area, 1e-4)
+        #: Triangles of the static band (a ring vertex) and of the eye / mouth fills.
+        self._band = (t >= self.n_dynamic).any(1)
+        self._fill = on[t].all(1)
+
+    def occlusion(self, rotated: np.ndarray, still: np.ndarray) -> Occlusion:
+        """From the driven rig in crop px: ``rotated`` float[468, 3] (x, y, depth) with the head
+        rotation, ``still`` float[468, 2+] the same expression without it."""
+        rot = self.driven_points(rotated)
+        still_pts = self.driven_points(still)
+        t = self.extra_t
+        z = np.asarray(rotated, np.float64)[:, 2]
+        z_extra = z[self.extra_pairs[:, 0]] * (1 - t) + z[self.extra_pairs[:, 1]] * t
+        depth = np.concatenate([z, z_extra, np.full(len(self.source) - self.n_dynamic, np.inf)])
+        a_rot = signed_areas(rot, self.triangles)
+        a_still = signed_areas(still_pts, self.triangles)
+        face = ~self._band & ~self._fill
+        hidden = (a_still > 0) & (a_rot < HIDDEN_AREA_RATIO * a_still) & face
+        widened = (a_rot > WIDENED_AREA_RATIO * np.maximum(a_still, 0)) & face
+        return Occlusion(depth=depth, hidden=hidden, widened=widened)
+
+    def stretch_guard(self, pts: np.ndarray, widened: np.ndarray, iters: int = 30) -> np.ndarray:
+        """Limit what a head turn can reveal of a side the photo shows foreshortened (the far
+        side of a three-quarter view): a source triangle turned towards the camera may grow to at
+        most ``MAX_TURN_STRETCH`` × its source area, beyond that its few source pixels (and the
+        background next to them) would be smeared over the cheek. The motion of such triangles'
+        vertices is damped by ``SHRINK`` per round until none is over; the face then turns less
+        on that side instead of stretching."""
+        if not widened.any():
+            return pts
+        d = pts - self.source
+        for _ in range(iters):
+            area = signed_areas(self.source + d, self.triangles)
+            over = widened & (area > MAX_TURN_STRETCH * self._src_area)
+            if not over.any():
+                break
+            verts = np.unique(self.triangles[over])
+            d[verts[verts < self.n_dynamic]] *= SHRINK
+        return self.source + d
+
+    def paint_order(self, pts: np.ndarray, stretch: np.ndarray, occ: Occlusion | None) -> np.ndarray:
+        """int[T]: the order triangles are drawn in (later ones cover earlier ones). Without
+        occlusion: most compressed first. With it: the static band, hidden triangles (far first),
+        collapsed ones (most compressed first), then the visible rest far to near."""
+        if occ is None:
+            return np.argsort(-stretch, kind="stable")
+        tri_depth = occ.depth[self.triangles].mean(1)
+        flipped = signed_areas(pts, self.triangles) <= 0
+        group = np.full(len(self.triangles), 3)
+        group[stretch > COLLAPSED_STRETCH] = 2
+        group[occ.hidden | flipped] = 1
+        group[self._band] = 0
+        key = np.where(group == 2, -stretch, -np.where(np.isfinite(tri_depth), tri_depth, 0.0))
+        return np.lexsort((key, group))
 
     def flipped(self, pts: np.ndarray) -> np.ndarray:
         """bool[T]: triangles folded over (or collapsed below 0.4 % of their source area)."""
         return np.asarray(signed_areas(pts, self.triangles) < self._min_area)
 
-    def fold_guard(self, pts: np.ndarray, iters: int = 40) -> tuple[np.ndarray, float]:
+    def fold_guard(
+        self, pts: np.ndarray, iters: int = 40, hidden: np.ndarray | None = None
+    ) -> tuple[np.ndarray, float]:
         """Make the driven mesh fold-free. A 2D warp cannot show occlusion, so where the projected
         rig folds (a cheek turning away, lip corners pinched) the motion is fixed locally, round by
         round, on the folded triangles' vertices: lip and lid contour points have their
         displacement scaled by ``SHRINK`` (never mixing motion across an opening), other points
         take their neighbours' mean displacement (smooths a silhouette fold). If it has not
         converged after ``iters`` rounds, the whole motion is scaled by the largest α keeping
-        every triangle unflipped (bisection).
+        every triangle unflipped (bisection). ``hidden`` triangles (turned away from the camera,
+        ``occlusion``) may stay flipped: the painter's order covers them.
         Returns (points, α); α = 1 unless the fallback was needed."""
-        bad = self.flipped(pts)
+        visible = np.ones(len(self.triangles), bool) if hidden is None else ~hidden
+        bad = self.flipped(pts) & visible
         if not bad.any():
             return pts, 1.0
         d = pts - self.source
@@ -203,13 +300,13 @@ class MeshWarp:
             d[verts[opening]] *= SHRINK
             smooth = verts[~opening]
             d[smooth] = self._avg[smooth] @ d
-            bad = self.flipped(self.source + d)
+            bad = self.flipped(self.source + d) & visible
             if not bad.any():
                 return self.source + d, 1.0
         lo, hi = 0.0, 1.0
         for _ in range(10):
             mid = (lo + hi) / 2
-            if self.flipped(self.source + mid * d).any():
+            if (self.flipped(self.source + mid * d) & visible).any():
                 hi = mid
             else:
                 lo = mid
@@ -254,14 +351,23 @@ class MeshWarp:
         ys = y0 + off + st * np.arange(ny)
         return ids, xs, ys
 
-    def backward_map(self, face_driven: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """(map_x, map_y float32[size, size], α) for cv2.remap from driven face keypoints."""
-        pts, alpha = self.fold_guard(self.driven_points(face_driven))
+    def backward_map(
+        self, face_driven: np.ndarray, occ: Occlusion | None = None
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """(map_x, map_y float32[size, size], α) for cv2.remap from driven face keypoints; with
+        ``occ``, hidden triangles may fold and are drawn under the visible ones."""
+        pts = self.driven_points(face_driven)
+        hidden = None
+        if occ is not None:
+            hidden = occ.hidden
+            pts = self.stretch_guard(pts, occ.widened)
+        pts, alpha = self.fold_guard(pts, hidden=hidden)
         self.last_points = pts
         s = self.size
         a = self.affines(pts)
         stretch = np.abs(a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0])  # source/driven area
-        ids, xs, ys = self.triangle_ids(pts, np.argsort(-stretch))
+        ids, xs, ys = self.triangle_ids(pts, self.paint_order(pts, stretch, occ))
+        self.last_ids = ids
         gx, gy = np.meshgrid(xs, ys)
         sel = ids >= 0
         aa = a[ids[sel]]
