@@ -4,8 +4,9 @@ Per portrait (``AnalyticRenderer(portrait)``, a few ms after the cached landmark
 to the photo's landmarks, build the warp mesh, the inner-mouth model and the paste-back mask.
 Per batch of frames: rig → driven 3D landmarks (It), FOMM's relative motion from the neutral rig
 (In) onto the photo's keypoints (T), a fold-free piecewise-affine backward map, ``cv2.remap``
-(bilinear: anti-aliased), the inner mouth, closed eyelids (render/eyes.py), a glasses frame kept
-rigid (render/glasses.py), optional paste-back. Everything per frame is O(pixels)
+(bilinear: anti-aliased), the inner mouth (render/mouth.py: the photo's own teeth, or teeth in the
+photo's tones, sharpness and grain measured by render/photo_look.py; facial hair kept in front),
+closed eyelids (render/eyes.py), a glasses frame kept rigid (render/glasses.py), optional paste-back. Everything per frame is O(pixels)
 C code plus ~1k small cv2 rasterisation calls; see benchmarks/bench_render.py.
 
 Also draws the rig itself (``rig_render`` / ``rig_render_neutral``) for the FOMM renderer.
@@ -23,6 +24,7 @@ from emostream.render.glasses import RigidGlasses
 from emostream.render.motion_transfer import movement_scale, relative_keypoints
 from emostream.render.mouth import InnerMouth
 from emostream.render.pasteback import PasteBack
+from emostream.render.photo_look import PhotoLook
 from emostream.render.portrait import Portrait
 from emostream.render.rig import Rig
 from emostream.render.rig_render import RigRenderer
@@ -47,11 +49,12 @@ class AnalyticRenderer:
         #: Glasses frames are kept rigid (None: no glasses found); the warp reads ``self.source``.
         self.glasses = RigidGlasses.detect(portrait.crop, portrait.landmarks)
         self.source = portrait.crop if self.glasses is None else self.glasses.source
-        self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks)
+        look = PhotoLook.measure(portrait.crop, portrait.landmarks)
+        self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks, look)
         blink = neutral_vector()
         blink[[BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]] = 1.0
         closed, _ = self.warp.fold_guard(self.warp.driven_points(self.keypoints(blink[None])[0]))
-        self.eyelids = Eyelids(self.source, portrait.landmarks, closed[: self.warp.n_face])
+        self.eyelids = Eyelids(self.source, portrait.landmarks, closed[: self.warp.n_face], look)
         self.paste = (
             PasteBack(portrait.image, portrait.crop_affine, self.warp.ring_mask(), portrait.crop)
             if paste_back
