@@ -6,8 +6,9 @@ Per batch of frames: rig → driven 3D landmarks (It), FOMM's relative motion fr
 (In) onto the photo's keypoints (T), a fold-free piecewise-affine backward map, ``cv2.remap``
 (bilinear: anti-aliased), the inner mouth (render/mouth.py: the photo's own teeth, or teeth in the
 photo's tones, sharpness and grain measured by render/photo_look.py; facial hair kept in front),
-closed eyelids (render/eyes.py), a glasses frame kept rigid (render/glasses.py), optional paste-back. Everything per frame is O(pixels)
-C code plus ~1k small cv2 rasterisation calls; see benchmarks/bench_render.py.
+closed eyelids (render/eyes.py), a glasses frame kept rigid (render/glasses.py), optional
+paste-back. Everything per frame is O(pixels) C code plus ~1k small cv2 rasterisation calls; see
+benchmarks/bench_render.py.
 
 Also draws the rig itself (``rig_render`` / ``rig_render_neutral``) for the FOMM renderer.
 """

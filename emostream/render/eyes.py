@@ -163,7 +163,7 @@ class Eyelids:
         a = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         soft = float(np.sqrt(max(self.look.blur**2 - 0.35**2, 0.0)))
         if soft > 0.2:  # as sharp as the photo's own edges, no sharper
-            a = cv2.GaussianBlur(a, (0, 0), soft)
+            a = np.asarray(cv2.GaussianBlur(a, (0, 0), soft), np.float32)
         a = a[..., None]
         roi[:] = np.clip(roi * (1.0 - a) + np.asarray(lash_c, np.float32) * a + 0.5, 0, 255).astype(np.uint8)
 

@@ -6,8 +6,9 @@ inner-lip line through the hair. Per portrait, ``LipHair.detect`` measures, colu
 the mouth, how hairy the band between the upper lip and the nose is (and between the lower lip and
 the chin): hair is fine texture well above the photo's own grain (``PhotoLook.grain``), or a band
 much darker than the skin (a dark moustache in a soft photo). Where a band is hairy, each frame a
-fringe hangs from the driven lip edge into the opening: strands of fixed, per-column lengths (up to ``HANG`` × the eye-corner distance, a fixed pattern smoothed
-along the lip), returned as a cover map that keeps the warped hair in front of the interior.
+fringe hangs from the driven lip edge into the opening: strands of fixed, per-column lengths
+(up to ``HANG`` × the eye-corner distance, a fixed pattern smoothed along the lip), returned as
+a cover map that keeps the warped hair in front of the interior.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ class LipHair:
             pts = np.stack([np.interp(t * (len(c) - 1), np.arange(len(c)), c[:, k]) for k in (0, 1)], -1)
             vals = []
             for frac in BAND:  # across the band between the lip and the nose (the chin)
-                ys = np.clip(np.round(pts[:, 1] + frac * (lm[towards, 1] - pts[:, 1])).astype(int), 0, crop.shape[0] - 1)
+                ys = np.clip(
+                    np.round(pts[:, 1] + frac * (lm[towards, 1] - pts[:, 1])).astype(int),
+                    0,
+                    crop.shape[0] - 1,
+                )
                 xs = np.clip(np.round(pts[:, 0]).astype(int), 0, crop.shape[1] - 1)
                 vals.append(hairy[ys, xs])
             dens = np.median(np.stack(vals), 0) * np.sin(np.pi * t) ** 0.5  # thinning to the corners
@@ -90,7 +95,9 @@ class LipHair:
         xs = np.arange(w, dtype=np.float64)
         ys = np.arange(h, dtype=np.float64)[:, None]
         cover = np.zeros((h, w), np.float32)
-        for k, (contour, dens, sign) in enumerate(((upper_inner, self.upper, 1.0), (lower_inner, self.lower, -1.0))):
+        for k, (contour, dens, sign) in enumerate(
+            ((upper_inner, self.upper, 1.0), (lower_inner, self.lower, -1.0))
+        ):
             if dens.max() <= 0.0:
                 continue
             o = np.argsort(contour[:, 0])

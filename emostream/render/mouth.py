@@ -55,7 +55,9 @@ TONGUE_OUT = np.array([0.0, -0.05, -0.2])
 
 
 class InnerMouth:
-    def __init__(self, rig: Rig, crop: np.ndarray, landmarks: np.ndarray, look: PhotoLook | None = None) -> None:
+    def __init__(
+        self, rig: Rig, crop: np.ndarray, landmarks: np.ndarray, look: PhotoLook | None = None
+    ) -> None:
         self.rig = rig
         self.look = look or PhotoLook.measure(crop, landmarks)
         v = rig.identity
@@ -72,7 +74,9 @@ class InnerMouth:
         self.tongue_center = np.array([0.0, y_lo + 0.02, z_front + 0.16])
         self.mouth_center = np.array([0.0, closed_mid + 0.06, z_front])
         ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-        self.tongue_ring = self.tongue_center + np.stack([0.2 * np.cos(ang), 0.045 * np.sin(ang), 0 * ang], -1)
+        self.tongue_ring = self.tongue_center + np.stack(
+            [0.2 * np.cos(ang), 0.045 * np.sin(ang), 0 * ang], -1
+        )
         # anchors: a 3 × 3 grid over the front of the mouth carries each layer
         gx, gy = np.meshgrid([-0.3, 0.0, 0.3], [y_up - 0.15, closed_mid, y_lo + 0.2])
         self.anchors = arch(gx.ravel(), 0.0, z_front)
@@ -111,9 +115,13 @@ class InnerMouth:
         open_jaw[BLENDSHAPE_INDEX["jawOpen"]] = 1.0
         pts = np.concatenate(
             [
-                self._project(np.concatenate([self.upper_gum, self.lower_gum, self.tongue_ring]), neutral, False),
+                self._project(
+                    np.concatenate([self.upper_gum, self.lower_gum, self.tongue_ring]), neutral, False
+                ),
                 self._project(self.lower_gum, open_jaw, True),
-                self.rig.to_camera(self.rig.identity[None], neutral[None])[0][list(tp.LIP_UPPER_OUTER + tp.LIP_LOWER_OUTER)],
+                self.rig.to_camera(self.rig.identity[None], neutral[None])[0][
+                    list(tp.LIP_UPPER_OUTER + tp.LIP_LOWER_OUTER)
+                ],
             ]
         )[:, :2]
         lo, hi = pts.min(0), pts.max(0)
@@ -145,18 +153,24 @@ class InnerMouth:
         out = np.zeros((h, w, 3), np.float32)
         order = self.layers
         if float(motion[BLENDSHAPE_INDEX["tongueOut"]]) > 0.3:  # the tongue comes out between the teeth
-            order = [x for x in self.layers if x.carrier != "tongue"] + [x for x in self.layers if x.carrier == "tongue"]
+            order = [x for x in self.layers if x.carrier != "tongue"] + [
+                x for x in self.layers if x.carrier == "tongue"
+            ]
         cache: dict[str, np.ndarray] = {}
         for layer in order:
             if layer.carrier not in cache:
                 cache[layer.carrier] = self.carrier_affine(layer.carrier, motion)
             a = cache[layer.carrier].copy()
             a[:, 2] += a[:, :2] @ self.box.origin - off
-            lay = cv2.warpAffine(layer.rgba, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            out = lay[..., :3] + out * (1.0 - lay[..., 3:])
+            lay = cv2.warpAffine(
+                layer.rgba, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
+            out = np.asarray(lay[..., :3] + out * (1.0 - lay[..., 3:]), np.float32)
         return out
 
-    def draw(self, frame: np.ndarray, motion: np.ndarray, upper_inner: np.ndarray, lower_inner: np.ndarray) -> None:
+    def draw(
+        self, frame: np.ndarray, motion: np.ndarray, upper_inner: np.ndarray, lower_inner: np.ndarray
+    ) -> None:
         """Composite the inner mouth into ``frame`` (uint8[S, S, 3], in place).
 
         ``upper_inner`` / ``lower_inner``: float[11, 2] driven inner-lip contours (crop px)."""
@@ -181,10 +195,14 @@ class InnerMouth:
         if not self.from_photo:
             roi *= self._lip_light(upper_inner - off, lower_inner - off, w, h)[..., None]
         mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.round((poly - off) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(
+            mask, [np.round((poly - off) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT
+        )
         a = mask.astype(np.float32) / 255.0
         if self.look.blur > 0.6:
-            a = cv2.GaussianBlur(a, (0, 0), float(np.sqrt(self.look.blur**2 - 0.5**2)))
+            a = np.asarray(
+                cv2.GaussianBlur(a, (0, 0), float(np.sqrt(self.look.blur**2 - 0.5**2))), np.float32
+            )
         a *= open_w
         cover = self.hair.cover(upper_inner - off, lower_inner - off, w, h)
         if cover is not None:  # hair hanging over the lips stays in front

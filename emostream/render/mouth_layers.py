@@ -88,7 +88,7 @@ def _grain(shape: tuple[int, int], seed: int, look: PhotoLook) -> np.ndarray:
     if look.grain <= 0.0:
         return np.zeros(shape, np.float32)
     g = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    g = cv2.GaussianBlur(g, (0, 0), max(0.35, 0.5 * look.blur))
+    g = np.asarray(cv2.GaussianBlur(g, (0, 0), max(0.35, 0.5 * look.blur)), np.float32)
     s = grain_sigma(g * 50.0, np.ones(shape, bool)) / 50.0
     return np.asarray(g * (look.grain / max(s, 1e-6)), np.float32)
 
@@ -100,7 +100,7 @@ def _finish(rgb: np.ndarray, alpha: np.ndarray, look: PhotoLook, seed: int, blur
         # the per-frame bilinear warp adds about 0.35 px of blur of its own
         s = float(np.sqrt(max(look.blur**2 - 0.35**2, 0.0)))
         if s > 0.2:
-            rgba = cv2.GaussianBlur(rgba, (0, 0), s)
+            rgba = np.asarray(cv2.GaussianBlur(rgba, (0, 0), s), np.float32)
     g = _grain(alpha.shape, seed, look)
     rgba[..., :3] += (g * rgba[..., 3])[..., None]
     return np.ascontiguousarray(rgba)
@@ -117,7 +117,9 @@ class Tones:
     def from_look(cls, look: PhotoLook) -> Tones:
         skin_l, white_l = float(look.skin @ LUMA), float(look.white @ LUMA)
         lip_l = float(look.lip @ LUMA)
-        tooth = look.scaled(desaturate(0.5 * look.white + 0.5 * look.skin, 0.45), min(max(white_l, skin_l), 235.0))
+        tooth = look.scaled(
+            desaturate(0.5 * look.white + 0.5 * look.skin, 0.45), min(max(white_l, skin_l), 235.0)
+        )
         cavity = look.scaled(look.lip, max(CAVITY * lip_l, look.black + 4.0))
         return cls(
             tooth=tooth, gum=look.scaled(look.lip, GUM * lip_l), cavity=cavity,
@@ -135,12 +137,16 @@ def photo_mouth_open(crop: np.ndarray, landmarks: np.ndarray) -> bool:
     if gap < OPEN_GAP * width:
         return False
     inner = np.zeros(crop.shape[:2], np.uint8)
-    cv2.fillPoly(inner, [np.round(lm[list(tp.LIP_UPPER_INNER + tp.LIP_LOWER_INNER[::-1])]).astype(np.int32)], 1)
-    inner = cv2.erode(inner, np.ones((3, 3), np.uint8))
+    cv2.fillPoly(
+        inner, [np.round(lm[list(tp.LIP_UPPER_INNER + tp.LIP_LOWER_INNER[::-1])]).astype(np.int32)], 1
+    )
+    inner = np.asarray(cv2.erode(inner, np.ones((3, 3), np.uint8)), np.uint8)
     if inner.sum() < OPEN_MIN_PX:
         return False
     lips = np.zeros(crop.shape[:2], np.uint8)
-    cv2.fillPoly(lips, [np.round(lm[list(tp.LIP_LOWER_OUTER + tp.LIP_LOWER_INNER[::-1])]).astype(np.int32)], 1)
+    cv2.fillPoly(
+        lips, [np.round(lm[list(tp.LIP_LOWER_OUTER + tp.LIP_LOWER_INNER[::-1])]).astype(np.int32)], 1
+    )
     gray = luma(crop)
     inside = gray[inner > 0]
     lip_l = float(np.median(gray[lips > 0])) if lips.any() else float(np.median(inside))
@@ -173,7 +179,9 @@ def procedural_layers(
     a = np.clip((1.0 - r) * min(rx, ry) / px, 0, 1)
     lit = 0.75 + 0.25 * np.clip(1.0 - r, 0, 1) - 0.15 * np.clip((yy - tc[1]) / ry, 0, 1)
     groove = 1.0 - 0.08 * np.exp(-(((xx - tc[0]) / (0.08 * rx)) ** 2))
-    layers.append(Layer(_finish(tones.tongue * (lit * groove)[..., None], a, look, GRAIN_SEED + 1, True), "tongue"))
+    layers.append(
+        Layer(_finish(tones.tongue * (lit * groove)[..., None], a, look, GRAIN_SEED + 1, True), "tongue")
+    )
     for row, sign, seed in (("lower", 1.0, GRAIN_SEED + 2), ("upper", -1.0, GRAIN_SEED + 3)):
         edge, gum = project[f"{row}_edge"], project[f"{row}_gum"]
         xh = np.linspace(TOOTH_EDGES[0], TOOTH_EDGES[-1], len(edge))
@@ -196,9 +204,14 @@ def procedural_layers(
         shade = per_col[None, :] * (1.0 - CERVICAL_DARK * np.clip(1.0 - v, 0, 1) ** 2)
         # above the crowns (below, for the lower row) the gum, hidden by the lip until it lifts
         gz = np.clip(-v * height[None, :] / max(3.0, 0.4 * float(height.mean())), 0, 1)[..., None]
-        rgb = tones.tooth * shade[..., None] * (1 - gz) + tones.gum * (corner[None, :] * np.ones_like(v))[..., None] * gz
+        rgb = (
+            tones.tooth * shade[..., None] * (1 - gz)
+            + tones.gum * (corner[None, :] * np.ones_like(v))[..., None] * gz
+        )
         a = a_tooth * (v > -1.5) * inside[None, :]
-        layers.append(Layer(_finish(rgb, a.astype(np.float32), look, seed, True), "jaw" if row == "lower" else "skull"))
+        layers.append(
+            Layer(_finish(rgb, a.astype(np.float32), look, seed, True), "jaw" if row == "lower" else "skull")
+        )
     return layers
 
 
@@ -210,8 +223,8 @@ def photo_layers(
     lm = landmarks[:, :2].astype(np.float64) - box.origin
     roi = np.ascontiguousarray(crop[box.y0 : box.y0 + box.h, box.x0 : box.x0 + box.w])
     inner = np.zeros((box.h, box.w), np.uint8)
-    cv2.fillPoly(inner, [np.round(lm[list(tp.LIP_UPPER_INNER + tp.LIP_LOWER_INNER[::-1])] * 16).astype(np.int32)],
-                 1, cv2.LINE_8, 4)  # fmt: skip
+    opening = lm[list(tp.LIP_UPPER_INNER + tp.LIP_LOWER_INNER[::-1])]
+    cv2.fillPoly(inner, [np.round(opening * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
     inside = inner > 0
     gray = luma(roi)
     cavity = tones.cavity
