@@ -82,7 +82,9 @@ class InnerMouth:
         self.anchors = arch(gx.ravel(), 0.0, z_front)
         self.anchors[:, 1] = gy.ravel()
         neutral = neutral_vector().astype(np.float64)
-        self._anchor_src = self._project(self.anchors, neutral, jaw=False)[:, :2]
+        anchor_src = self._project(self.anchors, neutral, jaw=False)[:, :2]
+        #: Least-squares affine fit from the anchors' neutral projection: A = (fit @ dst)ᵀ.
+        self._fit = np.linalg.pinv(np.hstack([anchor_src, np.ones((len(anchor_src), 1))]))
         self.box = self._box(neutral, crop.shape[0])
         self.hair = LipHair.detect(crop, landmarks, self.look)
         self.tones = Tones.from_look(self.look)
@@ -138,14 +140,14 @@ class InnerMouth:
             p = np.einsum("bij,bnj->bni", r, p) + t[:, None]
         return np.asarray(self.rig.to_camera(p, motion[None])[0].reshape(*pts.shape[:-1], 3))
 
-    def carrier_affine(self, carrier: str, motion: np.ndarray) -> np.ndarray:
-        """float64[2, 3]: source crop px → driven crop px for a layer carried by ``carrier``."""
-        pts = self.anchors
-        if carrier == "tongue":
-            pts = pts + TONGUE_OUT * float(motion[BLENDSHAPE_INDEX["tongueOut"]])
-        dst = self._project(pts, motion, jaw=carrier != "skull")[:, :2]
-        src = np.hstack([self._anchor_src, np.ones((len(pts), 1))])
-        return np.asarray(np.linalg.lstsq(src, dst, rcond=None)[0].T)
+    def carrier_affines(self, motion: np.ndarray) -> dict[str, np.ndarray]:
+        """Per carrier (skull, jaw, tongue), float64[2, 3]: source crop px → driven crop px."""
+        r, t = self.rig.jaw_transform(motion[None])
+        jaw = self.anchors @ r[0].T + t[0]
+        tongue = (self.anchors + TONGUE_OUT * float(motion[BLENDSHAPE_INDEX["tongueOut"]])) @ r[0].T + t[0]
+        pts = np.concatenate([self.anchors, jaw, tongue])[None]
+        dst = self.rig.to_camera(pts, motion[None])[0, :, :2].reshape(3, len(self.anchors), 2)
+        return {name: (self._fit @ d).T for name, d in zip(("skull", "jaw", "tongue"), dst, strict=True)}
 
     def interior(self, motion: np.ndarray, off: np.ndarray, w: int, h: int) -> np.ndarray:
         """float32[h, w, 3]: the unlit interior (all layers, back to front) over the frame box
@@ -156,11 +158,9 @@ class InnerMouth:
             order = [x for x in self.layers if x.carrier != "tongue"] + [
                 x for x in self.layers if x.carrier == "tongue"
             ]
-        cache: dict[str, np.ndarray] = {}
+        affines = self.carrier_affines(motion)
         for layer in order:
-            if layer.carrier not in cache:
-                cache[layer.carrier] = self.carrier_affine(layer.carrier, motion)
-            a = cache[layer.carrier].copy()
+            a = affines[layer.carrier].copy()
             a[:, 2] += a[:, :2] @ self.box.origin - off
             lay = cv2.warpAffine(
                 layer.rgba, a, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
