@@ -118,7 +118,7 @@ class Tones:
         skin_l, white_l = float(look.skin @ LUMA), float(look.white @ LUMA)
         lip_l = float(look.lip @ LUMA)
         tooth = look.scaled(
-            desaturate(0.5 * look.white + 0.5 * look.skin, 0.45), min(max(white_l, skin_l), 235.0)
+            desaturate(0.5 * look.white + 0.5 * look.skin, 0.7), min(max(white_l, skin_l), 235.0)
         )
         cavity = look.scaled(look.lip, max(CAVITY * lip_l, look.black + 4.0))
         return cls(
@@ -231,8 +231,9 @@ def photo_layers(
     dark = gray[inside] <= np.percentile(gray[inside], 10)
     if dark.any():
         own = np.median(roi[inside][dark].astype(np.float64), 0)
-        if float(own @ LUMA) < float(cavity @ LUMA):
-            cavity = own
+        # the photo's own hue, never darker than the procedural cavity (its darkest corners
+        # would read as black outlines around the teeth)
+        cavity = look.scaled(own, max(float(own @ LUMA), float(cavity @ LUMA)))
     # split below the upper teeth: per column, the end of the first bright run under the upper
     # lip (the teeth, brighter than Otsu's threshold of the opening); teeth down to the lower lip
     # all belong to the upper row (the lower lip then covers the lower teeth)
@@ -246,13 +247,15 @@ def photo_layers(
         rows = np.nonzero(inside[:, x])[0]
         lo, hi = int(rows[0]), int(rows[-1])
         bright = g[lo : hi + 1, x] > thr
-        if not bright.any():
-            split[x] = lo
+        if not bright.any():  # no teeth in this column (a dark corner): it follows its neighbours
             continue
         r0 = int(np.argmax(bright))
         dark = np.nonzero(~bright[r0:])[0]
         split[x] = lo + r0 + (int(dark[0]) if len(dark) else hi - lo - r0 + 1)
-    if len(cols):
+    all_cols, cols = cols, cols[np.isfinite(split[cols])]
+    if not len(cols):  # no teeth at all: the whole opening goes with the jaw
+        split[:] = 0.0
+    else:
         s = split[cols]
         s = cv2.medianBlur(s.astype(np.float32)[None], 5)[0] if len(s) >= 5 else s
         k = max(3, len(s) // 8) | 1
@@ -261,7 +264,7 @@ def photo_layers(
     upper = inside & (ys[:, None] < split[None, :])
     lower = inside & ~upper
     dist_scale = max(2.0, 0.05 * look.iod)
-    x_lo, x_hi = (cols.min(), cols.max()) if len(cols) else (0, box.w - 1)
+    x_lo, x_hi = (all_cols.min(), all_cols.max()) if len(all_cols) else (0, box.w - 1)
     xs = np.arange(box.w, dtype=np.float64)
     fade_x = np.clip(1.0 - np.maximum(x_lo - xs, xs - x_hi) / dist_scale, 0, 1)
     layers = []
