@@ -35,8 +35,10 @@ CROWN = (0.11, 0.10)
 SEAM_DEPTH, SEAM_WIDTH = 0.16, 0.12
 #: Brightness lost at the arch's ends (the corners of the mouth) and at the gum line.
 CORNER_DARK, CERVICAL_DARK = 0.5, 0.15
-#: Fixed seed of the grain textures (one stream per layer).
+#: Fixed seed of the grain textures (one stream per layer); the grain is scaled by lightness
+#: relative to the skin's, down to ``GRAIN_FLOOR`` of it.
 GRAIN_SEED = 16
+GRAIN_FLOOR = 0.35
 #: Lightness of the cavity relative to the lips, floored at the photo's black level.
 CAVITY, TONGUE, GUM = 0.25, 0.75, 0.8
 #: A photo counts as showing its mouth open when the inner lips are this far apart (× mouth width)
@@ -102,7 +104,11 @@ def _finish(rgb: np.ndarray, alpha: np.ndarray, look: PhotoLook, seed: int, blur
         if s > 0.2:
             rgba = np.asarray(cv2.GaussianBlur(rgba, (0, 0), s), np.float32)
     g = _grain(alpha.shape, seed, look)
-    rgba[..., :3] += (g * rgba[..., 3])[..., None]
+    # grain in proportion to lightness (as a photo's own: shadows carry less of it), the same
+    # value on every channel
+    lum = (rgba[..., :3] @ LUMA.astype(np.float32)) / np.maximum(rgba[..., 3], 1e-3)
+    skin_l = max(float(look.skin @ LUMA), 1.0)
+    rgba[..., :3] += (g * np.clip(lum / skin_l, GRAIN_FLOOR, 1.0) * rgba[..., 3])[..., None]
     return np.ascontiguousarray(rgba)
 
 
