@@ -65,13 +65,17 @@ class InnerMouth:
         closed_mid = (up_mid[1] + lo_mid[1]) / 2
         z_front = float(min(up_mid[2], lo_mid[2])) + 0.05
         # upper incisal edge just below the closed-lip line; the lower edge sits behind it (overbite)
+        #: Whether the photo's own open mouth is used (else a procedural interior).
+        self.from_photo = photo_mouth_open(crop, landmarks)
         y_up, y_lo = closed_mid + 0.03, closed_mid + 0.012
+        if self.from_photo:  # procedural lower teeth only behind the photo's lower lip
+            y_lo = lo_mid[1] - 0.008
         xs = np.linspace(TOOTH_EDGES[0], TOOTH_EDGES[-1], 41)
         self.upper_edge = arch(xs, y_up, z_front)
         self.upper_gum = arch(xs, y_up - CROWN[0], z_front + 0.01)
         self.lower_edge = arch(xs, y_lo, z_front + 0.02)
         self.lower_gum = arch(xs, y_lo + CROWN[1], z_front + 0.03)
-        self.tongue_center = np.array([0.0, y_lo + 0.02, z_front + 0.16])
+        self.tongue_center = np.array([0.0, y_lo + 0.005, z_front + 0.16])
         self.mouth_center = np.array([0.0, closed_mid + 0.06, z_front])
         ang = np.linspace(0, 2 * np.pi, 24, endpoint=False)
         self.tongue_ring = self.tongue_center + np.stack(
@@ -90,12 +94,11 @@ class InnerMouth:
         self.tones = Tones.from_look(self.look)
         lm = landmarks[:, :2]
         self.src_gap = float(np.linalg.norm(lm[tp.LIP_LOWER_MID] - lm[tp.LIP_UPPER_MID]))
-        #: Whether the photo's own open mouth is used (else a procedural interior).
-        self.from_photo = photo_mouth_open(crop, landmarks)
         if self.from_photo:
             own, cavity = photo_layers(self.box, crop, landmarks, self.look, self.tones)
-            # the procedural cavity (in the photo's own darkest interior tone) and tongue behind them
-            back = self._procedural(neutral, replace(self.tones, cavity=cavity))[:2]
+            # the procedural cavity (in the hue of the photo's own darkest interior), tongue and
+            # lower teeth behind them
+            back = self._procedural(neutral, replace(self.tones, cavity=cavity))[:3]
             self.layers: list[Layer] = [*back, *own]
         else:
             self.layers = self._procedural(neutral, self.tones)

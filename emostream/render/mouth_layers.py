@@ -237,9 +237,9 @@ def photo_layers(
     dark = gray[inside] <= np.percentile(gray[inside], 10)
     if dark.any():
         own = np.median(roi[inside][dark].astype(np.float64), 0)
-        # the photo's own hue, never darker than the procedural cavity (its darkest corners
-        # would read as black outlines around the teeth)
-        cavity = look.scaled(own, max(float(own @ LUMA), float(cavity @ LUMA)))
+        # the photo's own hue at the procedural cavity's lightness (its darkest corners would
+        # read as black outlines around the teeth)
+        cavity = look.scaled(own, float(cavity @ LUMA))
     # split below the upper teeth: per column, the end of the first bright run under the upper
     # lip (the teeth, brighter than Otsu's threshold of the opening); teeth down to the lower lip
     # all belong to the upper row (the lower lip then covers the lower teeth)
@@ -286,6 +286,8 @@ def photo_layers(
         side = np.clip(split[None, :] - ys[:, None] + 0.5, 0, 1)
         side = side if above else 1.0 - side
         alpha = (side * fade_x[None, :]).astype(np.float32)
+        if not above:  # below the photo's own lower part it fades into the procedural lower teeth
+            alpha *= keep[..., 0]
         rgb[part] = roi[part]
         rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
         layers.append(Layer(np.ascontiguousarray(rgba), carrier))
