@@ -10,7 +10,7 @@ from the pixels just above the patch (the lid skin the warp brought down) to tho
 the skin around it in every frame (also under head motion), with the photo's own fine skin
 texture laid over it (the high-pass of the skin above the eye, fixed per portrait and carried with
 the head, so it never shimmers). Where the lids meet, the lash fringe of a closed eye is drawn in
-the photo's own lash tone (the median of the darkest 20 % of its lash band, so a sepia photo gets
+the photo's own lash tone (the median of the darkest 5 % of its lash band, so a sepia photo gets
 sepia lashes and no pixel darker than its lashes): a band hanging below the lid margin, 2 % of
 the eye-corner distance deep mid-lid, opaque at the margin and 80 % towards the tips, tapering to
 the corners along a smooth curve, supersampled and then softened to the photo's own sharpness
@@ -55,7 +55,7 @@ TIPS = 0.8
 #: Supersampling of the lash fringe's coverage.
 SUPERSAMPLE = 4
 #: The lash fringe takes the median colour of the darkest ``LASH_PCT`` % of the photo's lash band.
-LASH_PCT = 20.0
+LASH_PCT = 5.0
 #: Smoothing of the sampled skin along the lid (box width, × the eye-corner distance).
 SKIN_SMOOTH = 0.12
 
