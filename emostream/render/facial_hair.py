@@ -4,7 +4,7 @@ The warp already carries hair with the lip and jaw under it. What it cannot do i
 hangs over the lip edge hide the opening behind it: the interior would be cut straight along the
 inner-lip line through the hair. Per portrait, ``LipHair.detect`` measures, column by column along
 the mouth, how hairy the band between the upper lip and the nose is (and between the lower lip and
-the chin): hair is fine texture well above the photo's own grain (``PhotoLook.grain``), or a band
+the chin): hair is fine texture well above the photo's own grain (``PhotoLook.skin_grain``), or a band
 much darker than the skin (a dark moustache in a soft photo). Where a band is hairy, each frame a
 fringe hangs from the driven lip edge into the opening: strands of fixed, per-column lengths
 (up to ``HANG`` × the eye-corner distance, a fixed pattern smoothed along the lip), returned as
@@ -59,7 +59,7 @@ class LipHair:
         lm = landmarks[:, :2].astype(np.float64)
         gray = luma(crop)
         # hair is texture well above the photo's grain, or a band much darker than the skin
-        energy = texture_energy(gray, look.iod) / max(look.grain, GRAIN_FLOOR)
+        energy = texture_energy(gray, look.iod) / max(look.skin_grain, GRAIN_FLOOR)
         shade = cv2.blur(gray, (5, 5)) / max(float(look.skin @ LUMA), 1.0)
         hairy = np.maximum(
             np.clip((energy - TEXTURE[0]) / (TEXTURE[1] - TEXTURE[0]), 0, 1),

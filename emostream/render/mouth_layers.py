@@ -38,7 +38,7 @@ CORNER_DARK, CERVICAL_DARK = 0.5, 0.15
 #: Fixed seed of the grain textures (one stream per layer); the grain is scaled by lightness
 #: relative to the skin's, down to ``GRAIN_FLOOR`` of it.
 GRAIN_SEED = 16
-GRAIN_FLOOR = 0.35
+GRAIN_FLOOR = 0.6
 #: Lightness of the cavity relative to the lips, floored at the photo's black level.
 CAVITY, TONGUE, GUM = 0.25, 0.75, 0.8
 #: A photo counts as showing its mouth open when the inner lips are this far apart (× mouth width)
@@ -75,11 +75,6 @@ def arch(x: np.ndarray, y: float, z0: float) -> np.ndarray:
     return np.stack([x, np.full_like(x, y), z0 + 1.4 * x**2], -1)
 
 
-def desaturate(c: np.ndarray, keep: float) -> np.ndarray:
-    """Mix ``c`` towards its own channel mean (exact for R = G = B)."""
-    return np.asarray(c.mean() + keep * (c - c.mean()))
-
-
 def _interp_curve(pts: np.ndarray, xs: np.ndarray, values: np.ndarray) -> np.ndarray:
     o = np.argsort(pts[:, 0])
     return np.asarray(np.interp(xs, pts[o, 0], values[o]))
@@ -99,16 +94,19 @@ def _finish(rgb: np.ndarray, alpha: np.ndarray, look: PhotoLook, seed: int, blur
     """float32[h, w, 4] premultiplied: blurred to the photo's sharpness, grain added."""
     rgba = np.concatenate([rgb * alpha[..., None], alpha[..., None]], -1).astype(np.float32)
     if blur:
-        # the per-frame bilinear warp adds about 0.35 px of blur of its own
-        s = float(np.sqrt(max(look.blur**2 - 0.35**2, 0.0)))
+        # the per-frame bilinear warp and the mask's edge add about 0.5 px of blur of their own
+        s = float(np.sqrt(max(look.blur**2 - 0.5**2, 0.0)))
         if s > 0.2:
             rgba = np.asarray(cv2.GaussianBlur(rgba, (0, 0), s), np.float32)
     g = _grain(alpha.shape, seed, look)
     # grain in proportion to lightness (as a photo's own: shadows carry less of it), the same
     # value on every channel
-    lum = (rgba[..., :3] @ LUMA.astype(np.float32)) / np.maximum(rgba[..., 3], 1e-3)
+    # multiplicative (each channel in proportion), so a toned photo's grain stays on its tone
+    # curve and a grey one's stays grey
+    lum = rgba[..., :3] @ LUMA.astype(np.float32)  # premultiplied lightness
     skin_l = max(float(look.skin @ LUMA), 1.0)
-    rgba[..., :3] += (g * np.clip(lum / skin_l, GRAIN_FLOOR, 1.0) * rgba[..., 3])[..., None]
+    scale = np.clip(lum / np.maximum(rgba[..., 3], 1e-3) / skin_l, GRAIN_FLOOR, 1.0)
+    rgba[..., :3] *= (1.0 + g * scale / np.maximum(lum / np.maximum(rgba[..., 3], 1e-3), 1.0))[..., None]
     return np.ascontiguousarray(rgba)
 
 
@@ -123,9 +121,7 @@ class Tones:
     def from_look(cls, look: PhotoLook) -> Tones:
         skin_l, white_l = float(look.skin @ LUMA), float(look.white @ LUMA)
         lip_l = float(look.lip @ LUMA)
-        tooth = look.scaled(
-            desaturate(0.5 * look.white + 0.5 * look.skin, 0.7), min(max(white_l, skin_l), 235.0)
-        )
+        tooth = look.scaled(0.5 * look.white + 0.5 * look.skin, min(max(white_l, skin_l), 235.0))
         cavity = look.scaled(look.lip, max(CAVITY * lip_l, look.black + 4.0))
         return cls(
             tooth=tooth, gum=look.scaled(look.lip, GUM * lip_l), cavity=cavity,

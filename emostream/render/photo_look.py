@@ -6,7 +6,8 @@
 - sharpness: the blur σ (crop px) of the face's strongest edges, by re-blurring (the gradient of
   a Gaussian edge of σ drops by √(σ² + σr²) / σ when blurred again by σr; Zhuo & Sim 2011);
 - grain: the robust σ (1.4826 × MAD) of the high-pass (``1 − G(GRAIN_SIGMA)``) lightness on the
-  flat half of the face.
+  flat half of the photo's mouth (lips and any opening: what the interior sits among), and the
+  same over the whole face (``skin_grain``).
 
 Every colour derived from these is a per-channel-uniform scaling or mix of the samples, so a
 greyscale photo (R = G = B) gives greyscale colours exactly and a sepia photo sepia ones.
@@ -85,7 +86,8 @@ class PhotoLook:
     white: np.ndarray  # float64[3] RGB, the eye whites (or the brightest skin)
     black: float  # lightness of the photo's darkest face pixels (1st percentile)
     blur: float  # σ (crop px) of the photo's edges
-    grain: float  # σ (0-255) of the photo's high-pass grain on flat skin
+    grain: float  # σ (0-255) of the photo's high-pass grain on the flat half of its mouth
+    skin_grain: float  # the same on the flat half of the whole face
     iod: float  # eye-corner distance (crop px)
 
     @classmethod
@@ -113,9 +115,12 @@ class PhotoLook:
             bright = eyes & (gray >= np.percentile(ev, 75))
             white = np.median(px[bright.ravel()], 0)
         black = float(np.percentile(gray[face], 1.0)) if face.any() else 0.0
+        # the grain of the photo's own mouth (the lips and any opening), which the interior joins
+        mouth = _poly_mask(shape, lm[list(tp.LIP_UPPER_OUTER + tp.LIP_LOWER_OUTER[::-1])])
         return cls(
             skin=skin, lip=lip, white=white, black=black, blur=blur_sigma(gray, face),
-            grain=grain_sigma(gray, face), iod=iod,
+            grain=grain_sigma(gray, mouth if mouth.sum() >= 50 else face), skin_grain=grain_sigma(gray, face),
+            iod=iod,
         )  # fmt: skip
 
     def scaled(self, colour: np.ndarray, lightness: float) -> np.ndarray:
