@@ -50,6 +50,8 @@ OPEN_RAMP_PX = (0.5, 3.0)
 LIP_SHADOW, LIP_SHADOW_LEN = 0.35, 0.035
 #: Darkening towards the corners of the opening (at the corners; quadratic from the middle).
 CORNER_SHADOW = 0.35
+#: Darkening of the whole opening behind rounded lips (at mouthFunnel or mouthPucker = 1).
+ROUNDED_SHADOW = 0.45
 #: Where tongueOut moves the tongue (head-frame units at tongueOut = 1): up (−y), forward (−z).
 TONGUE_OUT = np.array([0.0, -0.05, -0.2])
 
@@ -197,6 +199,9 @@ class InnerMouth:
         roi = self.interior(motion, off, w, h)
         if not self.from_photo:
             roi *= self._lip_light(upper_inner - off, lower_inner - off, w, h)[..., None]
+            # rounded, pushed-out lips ("oo") shade the whole opening behind them
+            rounded = max(float(motion[BLENDSHAPE_INDEX[k]]) for k in ("mouthFunnel", "mouthPucker"))
+            roi *= 1.0 - ROUNDED_SHADOW * rounded
         mask = np.zeros((h, w), np.uint8)
         cv2.fillPoly(
             mask, [np.round((poly - off) * (1 << _SHIFT)).astype(np.int32)], 255, cv2.LINE_AA, _SHIFT

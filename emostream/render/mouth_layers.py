@@ -32,7 +32,7 @@ TOOTH_EDGES = np.array([-0.30, -0.20, -0.13, -0.065, 0.0, 0.065, 0.13, 0.20, 0.3
 #: Height of the upper / lower crowns (head-frame units, eye-corner distance = 1).
 CROWN = (0.11, 0.10)
 #: Interproximal shading: depth and half-width (fraction of a tooth) of the darker seam.
-SEAM_DEPTH, SEAM_WIDTH = 0.16, 0.12
+SEAM_DEPTH, SEAM_WIDTH = 0.1, 0.18
 #: Brightness lost at the arch's ends (the corners of the mouth) and at the gum line.
 CORNER_DARK, CERVICAL_DARK = 0.5, 0.15
 #: Fixed seed of the grain textures (one stream per layer); the grain is scaled by lightness
