@@ -22,13 +22,13 @@ import pytest
 
 pytest.importorskip("livekit.agents", reason="needs the livekit extra: pip install 'emostream[livekit]'")
 
-from livekit import rtc  # noqa: E402
-from livekit.agents.voice.avatar import AudioSegmentEnd, AvatarRunner, QueueAudioOutput  # noqa: E402
-from session_doubles import double_engine  # noqa: E402
+from livekit import rtc
+from livekit.agents.voice.avatar import AudioSegmentEnd, AvatarRunner, QueueAudioOutput
+from session_doubles import double_engine
 
-from emostream.engine.session import Session, SessionConfig  # noqa: E402
-from emostream.errors import ConfigError  # noqa: E402
-from emostream.integrations.livekit import EmostreamVideoGenerator, avatar_options  # noqa: E402
+from emostream.engine.session import Session, SessionConfig
+from emostream.errors import ConfigError
+from emostream.integrations.livekit import EmostreamVideoGenerator, avatar_options
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -181,8 +181,12 @@ async def test_bad_input_logged_and_dropped(caplog: pytest.LogCaptureFixture) ->
     await asyncio.sleep(0.2)
     gen.clear_buffer()  # during idle: nothing to end
     with caplog.at_level(logging.WARNING, logger="emostream.integrations.livekit"):
-        await gen.push_audio(rtc.AudioFrame(data=b"\x00\x00" * 40, sample_rate=4000, num_channels=1, samples_per_channel=40))
-        await gen.push_audio(rtc.AudioFrame(data=b"", sample_rate=24000, num_channels=1, samples_per_channel=0))
+        await gen.push_audio(
+            rtc.AudioFrame(data=b"\x00\x00" * 40, sample_rate=4000, num_channels=1, samples_per_channel=40)
+        )
+        await gen.push_audio(
+            rtc.AudioFrame(data=b"", sample_rate=24000, num_channels=1, samples_per_channel=0)
+        )
         await gen.push_audio(AudioSegmentEnd())  # without audio: ignored
         for f in tone_frames(6.0, 44100, channels=2, frame_ms=1000):  # a burst of 6 s, stereo
             await gen.push_audio(f)

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("pipecat", reason="needs the pipecat extra: pip install 'emostream[pipecat]'")
 
-from pipecat.frames.frames import (  # noqa: E402
+from pipecat.frames.frames import (
     CancelFrame,
     Frame,
     InterruptionFrame,
@@ -32,14 +32,14 @@ from pipecat.frames.frames import (  # noqa: E402
     TTSStoppedFrame,
     UserStartedSpeakingFrame,
 )
-from pipecat.observers.base_observer import BaseObserver, FramePushed  # noqa: E402
-from pipecat.processors.frame_processor import FrameDirection  # noqa: E402
-from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
-from session_doubles import double_engine  # noqa: E402
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.tests.utils import SleepFrame, run_test
+from session_doubles import double_engine
 
-from emostream.config import SAMPLE_RATE  # noqa: E402
-from emostream.engine.session import SessionConfig  # noqa: E402
-from emostream.integrations.pipecat import (  # noqa: E402
+from emostream.config import SAMPLE_RATE
+from emostream.engine.session import SessionConfig
+from emostream.integrations.pipecat import (
     AvatarServiceOptions,
     EmostreamEmotionFrame,
     EmostreamVideoService,
@@ -203,13 +203,17 @@ async def test_user_started_speaking_clears_and_other_frames_pass_untouched() ->
     assert out.speech() and out.speech()[-1] * FRAME_S <= t_int + FRAME_S
 
     upstream = TextFrame(text="up")
-    _, up = await run_test(service(), frames_to_send=[upstream], frames_to_send_direction=FrameDirection.UPSTREAM)
+    _, up = await run_test(
+        service(), frames_to_send=[upstream], frames_to_send_direction=FrameDirection.UPSTREAM
+    )
     assert upstream in up
 
 
 async def test_emotion_by_frame_and_method() -> None:
     svc = service()
-    down, _ = await run_test(svc, frames_to_send=[SleepFrame(0.3), EmostreamEmotionFrame("happy", 1.0), SleepFrame(0.8)])
+    down, _ = await run_test(
+        svc, frames_to_send=[SleepFrame(0.3), EmostreamEmotionFrame("happy", 1.0), SleepFrame(0.8)]
+    )
     out = Out.of(list(down))
     ks = sorted(out.video)
     assert out.blue(ks[0]) == 0 and out.blue(ks[-1]) == 255, "the smile blends in"
@@ -224,7 +228,13 @@ async def test_bad_input_is_logged_and_dropped(caplog: pytest.LogCaptureFixture)
         TTSAudioRawFrame(audio=b"", sample_rate=24000, num_channels=1),
         TTSAudioRawFrame(audio=b"\x00\x01\x02", sample_rate=24000, num_channels=1),
     ]
-    sent = [SleepFrame(0.2), InterruptionFrame(), *bad, *tts_tone(0.6, rate=48000, channels=2), SleepFrame(1.2)]
+    sent = [
+        SleepFrame(0.2),
+        InterruptionFrame(),
+        *bad,
+        *tts_tone(0.6, rate=48000, channels=2),
+        SleepFrame(1.2),
+    ]
     with caplog.at_level(logging.WARNING, logger="emostream.integrations.pipecat"):
         down, _ = await run_test(svc, frames_to_send=sent)
     lines = [r.getMessage() for r in caplog.records]

@@ -79,7 +79,9 @@ _JOIN_S = 5.0
 DEFAULT_AVATAR_IDENTITY = "emostream-avatar"
 
 
-def avatar_options(session: Session, audio_sample_rate: int = 24000, audio_channels: int = 1) -> AvatarOptions:
+def avatar_options(
+    session: Session, audio_sample_rate: int = 24000, audio_channels: int = 1
+) -> AvatarOptions:
     """The ``AvatarOptions`` matching ``session`` (size and fps) with the published audio format."""
     if not MIN_RATE <= audio_sample_rate <= MAX_RATE:
         raise ConfigError(f"audio_sample_rate must be in {MIN_RATE}..{MAX_RATE} Hz, got {audio_sample_rate}")
@@ -101,7 +103,11 @@ class _AudioOut:
 
     def __init__(self, rate: int, channels: int) -> None:
         self.rate, self.channels = rate, channels
-        self._rs = None if rate == SAMPLE_RATE else soxr.ResampleStream(SAMPLE_RATE, rate, 1, dtype="float32", quality=_OUT_QUALITY)
+        self._rs = (
+            None
+            if rate == SAMPLE_RATE
+            else soxr.ResampleStream(SAMPLE_RATE, rate, 1, dtype="float32", quality=_OUT_QUALITY)
+        )
         self._fifo = np.zeros(0, np.float32)
         self._in = 0  # 16 kHz samples taken
         self._out = 0  # output samples given
@@ -143,7 +149,9 @@ class EmostreamVideoGenerator(VideoGenerator):
                 f"session's {session.width}x{session.height}; build it with avatar_options(session)"
             )
         if round(options.video_fps) != session.fps:
-            raise ConfigError(f"AvatarOptions video_fps {options.video_fps} differs from the session's {session.fps}")
+            raise ConfigError(
+                f"AvatarOptions video_fps {options.video_fps} differs from the session's {session.fps}"
+            )
         self.session = session
         self.options = options
         self.stats = GeneratorStats()
@@ -255,7 +263,9 @@ async def run_avatar_worker(
     session = await asyncio.to_thread(
         engine.new_session, cfg.portrait, emotion=style, seed=cfg.seed, config=cfg.session
     )
-    generator = EmostreamVideoGenerator(session, avatar_options(session, cfg.audio_sample_rate, cfg.audio_channels))
+    generator = EmostreamVideoGenerator(
+        session, avatar_options(session, cfg.audio_sample_rate, cfg.audio_channels)
+    )
     receiver = DataStreamAudioReceiver(room, sender_identity=sender_identity)
     runner = AvatarRunner(room, audio_recv=receiver, video_gen=generator, options=generator.options)
     try:
@@ -267,7 +277,9 @@ async def run_avatar_worker(
         log.info("emostream avatar: worker left room %s", room.name)
 
 
-async def connect_and_run(url: str, token: str, engine: Engine, config: AvatarWorkerConfig | None = None) -> None:
+async def connect_and_run(
+    url: str, token: str, engine: Engine, config: AvatarWorkerConfig | None = None
+) -> None:
     """Join the room with the avatar's token and run the worker until the room closes."""
     room = rtc.Room()
     await room.connect(url, token)
@@ -333,7 +345,9 @@ class EmostreamAvatarSession(AvatarSession):
             await self._launcher(self._url, token)
         else:
             assert self._engine is not None
-            self._worker_task = asyncio.create_task(connect_and_run(self._url, token, self._engine, self._config))
+            self._worker_task = asyncio.create_task(
+                connect_and_run(self._url, token, self._engine, self._config)
+            )
             self._worker_task.add_done_callback(_log_worker_end)
         agent_session.output.audio = DataStreamAudioOutput(
             room,

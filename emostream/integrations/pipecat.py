@@ -123,6 +123,8 @@ class EmostreamVideoService(FrameProcessor):
         self._factory = session_factory or self._new_session
         self._session: Session | None = None
         self._pump_task: asyncio.Task[None] | None = None
+        self._unended_audio = False  # TTS audio pushed since the last end of turn
+        self._turns_due = 0  # ends of turn handed to the session, not yet played
         self.stats = ServiceStats()
 
     # ------------------------------------------------------------------ public
@@ -130,6 +132,11 @@ class EmostreamVideoService(FrameProcessor):
     def session(self) -> Session | None:
         """The live session (None before the StartFrame and after the end)."""
         return self._session
+
+    @property
+    def in_turn(self) -> bool:
+        """Whether speech is queued or playing (a turn not yet played to its end)."""
+        return self._unended_audio or self._turns_due > 0
 
     def set_emotion(self, emotion: str, intensity: float = 1.0) -> None:
         """Blend to ``emotion`` within one motion window (raises ConfigError for a bad name)."""
@@ -146,8 +153,10 @@ class EmostreamVideoService(FrameProcessor):
         elif isinstance(frame, TTSAudioRawFrame) and direction == FrameDirection.DOWNSTREAM:
             self._push_tts_audio(frame)
         elif isinstance(frame, TTSStoppedFrame):
-            if self._session is not None:
+            if self._session is not None and self._unended_audio:
                 self._session.end_segment()
+                self._turns_due += 1
+                self._unended_audio = False
             await self.push_frame(frame, direction)
         elif isinstance(frame, InterruptionFrame) or (
             isinstance(frame, UserStartedSpeakingFrame) and self.options.clear_on_user_speech
@@ -189,6 +198,8 @@ class EmostreamVideoService(FrameProcessor):
         except EmostreamError as e:
             self.stats.rejected_frames += 1
             log.warning("emostream avatar: TTS audio frame dropped: %s", e)
+            return
+        self._unended_audio = True
 
     def _barge_in(self) -> None:
         session = self._session
@@ -199,6 +210,8 @@ class EmostreamVideoService(FrameProcessor):
             now = session.clock.now()
             self.stats.interrupts_s.append(now - sched_t0 - float(session.latency))
         session.clear()
+        self._unended_audio = False
+        self._turns_due = 0
 
     # ------------------------------------------------------------------ session lifecycle
     def _new_session(self) -> Session:
@@ -260,6 +273,8 @@ class EmostreamVideoService(FrameProcessor):
                     await self.push_frame(image)
                 elif isinstance(item, SegmentEnd):
                     self.stats.segments_ended += 1
+                    if not item.interrupted:  # clear() already reset the count
+                        self._turns_due = max(self._turns_due - 1, 0)
         except EmostreamError as e:
             log.error("emostream avatar: session failed: %s", e)
             await self.push_error(error_msg=f"emostream avatar session failed: {e}", exception=e)
@@ -274,5 +289,7 @@ def _audio_problem(frame: TTSAudioRawFrame) -> str | None:
     if not frame.audio:
         return "empty frame (0 samples)"
     if len(frame.audio) % (2 * frame.num_channels):
-        return f"{len(frame.audio)} bytes is not a whole number of s16 samples x {frame.num_channels} channels"
+        return (
+            f"{len(frame.audio)} bytes is not a whole number of s16 samples x {frame.num_channels} channels"
+        )
     return None
