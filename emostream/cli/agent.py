@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 
 import typer
 
 from emostream.arkit import EmotionStyle
-from emostream.errors import DependencyError, InputError
+from emostream.errors import ConfigError, DependencyError, InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -33,10 +34,18 @@ def register(app: typer.Typer) -> None:
         if image is not None and not image.is_file():
             raise InputError("portrait image not found", image)
         style = EmotionStyle.parse(emotion)
+        from emostream.render.factory import RENDERERS  # heavy: OpenCV
+
+        if renderer not in RENDERERS:
+            raise ConfigError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
         from emostream.engine.pipeline import Engine, EngineConfig  # heavy: torch / onnxruntime
 
         engine_config = EngineConfig(renderer=renderer, size=size, device=device)  # validates first
         try:
+            from loguru import logger  # optional dependency (pipecat's logger)
+
+            logger.remove()  # pipecat logs at import: keep stderr to warnings and errors
+            logger.add(sys.stderr, level="WARNING")
             from emostream.integrations import pipecat_bot  # optional dependency
         except ImportError as e:
             raise DependencyError(
