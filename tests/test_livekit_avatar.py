@@ -282,3 +282,55 @@ async def test_avatar_runner_wiring_playback_events() -> None:
         await runner.aclose()
         await gen.aclose()
     assert no_session_threads()
+
+
+class UnconnectedRoom(rtc.EventEmitter[str]):
+    """An agent's room before it connects (what AvatarSession.start reads of it)."""
+
+    name = "test-room"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local_participant = type("Local", (), {"identity": "agent-1"})()
+
+    def isconnected(self) -> bool:
+        return False
+
+
+async def test_avatar_session_launches_the_worker_and_routes_audio() -> None:
+    """The agent side without a server: ``start`` mints the avatar's token (kind agent, joining
+    this room, publishing on behalf of the agent), calls the launcher with it, and points the
+    agent's audio output at the avatar (DataStreamAudioOutput)."""
+    import jwt
+    from livekit.agents import AgentSession
+    from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
+    from livekit.agents.voice.avatar import DataStreamAudioOutput
+
+    from emostream.integrations.livekit import AvatarWorkerConfig, EmostreamAvatarSession
+
+    launched: list[tuple[str, str]] = []
+
+    async def launcher(url: str, token: str) -> None:
+        launched.append((url, token))
+
+    secret = "s" * 32
+    avatar = EmostreamAvatarSession(
+        livekit_url="ws://127.0.0.1:7880", api_key="key", api_secret=secret, launcher=launcher,
+        config=AvatarWorkerConfig(audio_sample_rate=24000),
+    )  # fmt: skip
+    agent_session: AgentSession = AgentSession()
+    room = UnconnectedRoom()
+    await avatar.start(agent_session, room)  # type: ignore[arg-type]
+    try:
+        assert [u for u, _ in launched] == ["ws://127.0.0.1:7880"]
+        claims = jwt.decode(launched[0][1], secret, algorithms=["HS256"])
+        assert claims["sub"] == avatar.avatar_identity == "emostream-avatar"
+        assert claims["kind"] == "agent"
+        assert claims["video"]["roomJoin"] is True and claims["video"]["room"] == "test-room"
+        assert claims["attributes"] == {ATTRIBUTE_PUBLISH_ON_BEHALF: "agent-1"}
+        out = agent_session.output.audio
+        assert isinstance(out, DataStreamAudioOutput) and out.sample_rate == 24000
+    finally:
+        await avatar.aclose()
+    with pytest.raises(ConfigError, match="needs an engine"):
+        EmostreamAvatarSession(livekit_url="ws://x", api_key="k", api_secret=secret)
