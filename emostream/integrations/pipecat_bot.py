@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from aiohttp import web
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 from pipecat.frames.frames import InterruptionFrame, TTSSpeakFrame
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -105,22 +105,36 @@ class WallClockVideoTrack(RawVideoTrack):
         return frame
 
 
-class SendStartAudioTrack(RawAudioTrack):
-    """Pipecat's output audio track, its clock started by the first packet sent.
+class StreamClockedAudioTrack(RawAudioTrack):
+    """Pipecat's output audio track, clocked by the stream it is given.
 
     ``RawAudioTrack`` starts its clock when it is made (at the offer, seconds before the
-    connection is up) and then sends that whole gap of silence as fast as it can to catch up:
-    a burst that skews the browser's RTP -> wall-clock mapping (its lip sync) and fills its
-    jitter buffer. Started at the first ``recv``, it sends in real time from the start.
+    connection is up), sends that whole gap as fast as it can to catch up, and then fills every
+    moment its queue is empty with silence. The avatar's audio is a continuous stream (silence
+    while idle) pushed in real time, so each push that comes a little late would add its delay
+    to everything after it, for good (under load: half a second within seconds). Here a packet
+    goes out when its audio is there and not before its time on a clock started by the first
+    packet; a late push is sent at once instead of being queued behind inserted silence.
     """
 
-    _started = False
-
-    async def recv(self) -> Any:
-        if not self._started:
-            self._started = True
+    async def recv(self) -> AudioFrame:
+        if self._timestamp > 0:
+            wait = self._start + self._timestamp / self._sample_rate - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        while not self._chunk_queue:
+            await asyncio.sleep(0.005)
+        chunk, future = self._chunk_queue.popleft()
+        if future is not None and not future.done():
+            future.set_result(True)
+        if self._timestamp == 0:
             self._start = time.time()
-        return await super().recv()
+        frame = AudioFrame.from_ndarray(np.frombuffer(chunk, dtype=np.int16)[None, :], layout="mono")
+        frame.sample_rate = self._sample_rate
+        frame.pts = self._timestamp
+        frame.time_base = Fraction(1, self._sample_rate)
+        self._timestamp += self._samples_per_10ms
+        return frame
 
 
 class Bot:
@@ -186,8 +200,8 @@ class Bot:
             client._video_output_track = WallClockVideoTrack(width=video._width, height=video._height)
             connection.replace_video_track(client._video_output_track)
         audio = client._audio_output_track
-        if audio is not None and not isinstance(audio, SendStartAudioTrack):
-            client._audio_output_track = SendStartAudioTrack(audio._sample_rate, audio._auto_silence)
+        if audio is not None and not isinstance(audio, StreamClockedAudioTrack):
+            client._audio_output_track = StreamClockedAudioTrack(audio._sample_rate, auto_silence=False)
             connection.replace_audio_track(client._audio_output_track)
 
     async def _on_disconnected(self, transport: Any, client: Any) -> None:
