@@ -269,3 +269,19 @@ async def test_burst_then_cancel_frees_the_session(caplog: pytest.LogCaptureFixt
     assert svc.session is None
     assert any("session stopped (pipeline cancelled)" in r.getMessage() for r in caplog.records)
     assert _wait_threads()
+
+
+async def test_audio_out_at_the_transport_rate() -> None:
+    """With ``audio_out_sample_rate`` every frame carries exactly 1/fps of audio at that rate
+    (what the output transport plays without resampling it in blocks)."""
+    config = SessionConfig(compute_margin_s=0.08, jitter_margin_s=0.04)
+    options = AvatarServiceOptions(session=config, audio_out_sample_rate=48000)
+    svc = EmostreamVideoService(double_engine(fps=FPS), options)
+    down, _ = await run_test(svc, frames_to_send=[*tts_tone(0.8), TTSStoppedFrame(), SleepFrame(1.5)])
+    audio = [f for f in down if isinstance(f, SpeechOutputAudioRawFrame)]
+    assert {(f.sample_rate, len(f.audio)) for f in audio} == {(48000, 2 * 48000 // FPS)}
+    x = np.concatenate([np.frombuffer(f.audio, np.int16) for f in audio]).astype(np.float64) / 32768
+    loud = np.sqrt(np.convolve(x * x, np.ones(1920) / 1920, mode="valid"))
+    assert np.median(loud[loud > SPEECH_RMS]) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+    with pytest.raises(Exception, match="audio_out_sample_rate"):
+        EmostreamVideoService(double_engine(fps=FPS), AvatarServiceOptions(audio_out_sample_rate=1000))

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soxr
 from livekit import api, rtc
 from livekit.agents import AgentSession
 from livekit.agents.types import ATTRIBUTE_PUBLISH_ON_BEHALF
@@ -52,10 +51,11 @@ from livekit.agents.voice.avatar import (
 )
 
 from emostream.arkit import EmotionStyle
-from emostream.config import DEFAULT_SEED, SAMPLE_RATE
+from emostream.config import DEFAULT_SEED
 from emostream.engine.pipeline import Engine
 from emostream.engine.session import AudioFrame, SegmentEnd, Session, SessionConfig, VideoFrame
 from emostream.errors import ConfigError, EmostreamError
+from emostream.integrations.audio_out import FrameAudioOut
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,6 @@ __all__ = [
 #: Input sample rates accepted (Hz); anything else is logged and dropped.
 MIN_RATE = 8000
 MAX_RATE = 192000
-#: Output resampling 16 kHz -> the published rate: soxr's quick (cubic) quality has a constant
-#: delay of 3 input samples (0.2 ms), where the higher qualities hold back 10+ ms in blocks.
-_OUT_QUALITY = "QQ"
 #: Seconds a close waits for the session's worker thread.
 _JOIN_S = 5.0
 DEFAULT_AVATAR_IDENTITY = "emostream-avatar"
@@ -94,38 +91,6 @@ def avatar_options(
         audio_sample_rate=int(audio_sample_rate),
         audio_channels=int(audio_channels),
     )
-
-
-class _AudioOut:
-    """Session audio (float32 16 kHz mono) -> s16 at the published rate and channel count, with
-    exactly the samples of each frame's span: frame audio ending at 16 kHz sample ``e`` ends at
-    ``e * rate // 16000`` (the resampler's missing head is zero-filled once)."""
-
-    def __init__(self, rate: int, channels: int) -> None:
-        self.rate, self.channels = rate, channels
-        self._rs = (
-            None
-            if rate == SAMPLE_RATE
-            else soxr.ResampleStream(SAMPLE_RATE, rate, 1, dtype="float32", quality=_OUT_QUALITY)
-        )
-        self._fifo = np.zeros(0, np.float32)
-        self._in = 0  # 16 kHz samples taken
-        self._out = 0  # output samples given
-
-    def frame(self, pcm: np.ndarray) -> rtc.AudioFrame:
-        self._in += pcm.size
-        want = self._in * self.rate // SAMPLE_RATE - self._out
-        got = pcm if self._rs is None else np.asarray(self._rs.resample_chunk(pcm, last=False), np.float32)
-        self._fifo = np.concatenate([self._fifo, got]) if self._fifo.size else got
-        if self._fifo.size < want:
-            self._fifo = np.concatenate([np.zeros(want - self._fifo.size, np.float32), self._fifo])
-        out, self._fifo = self._fifo[:want], self._fifo[want:]
-        self._out += want
-        s16 = (np.clip(out, -1.0, 1.0) * 32767.0).round().astype(np.int16)
-        data = np.repeat(s16[:, None], self.channels, axis=1) if self.channels > 1 else s16
-        return rtc.AudioFrame(
-            data=data.tobytes(), sample_rate=self.rate, num_channels=self.channels, samples_per_channel=want
-        )
 
 
 @dataclass
@@ -155,7 +120,7 @@ class EmostreamVideoGenerator(VideoGenerator):
         self.session = session
         self.options = options
         self.stats = GeneratorStats()
-        self._audio_out = _AudioOut(options.audio_sample_rate, options.audio_channels)
+        self._audio_out = FrameAudioOut(options.audio_sample_rate, options.audio_channels)
         self._open = False  # audio pushed since the last segment end
         self._ends_due = 0  # segment ends handed to the session, not yet played
         self._injected: deque[AudioSegmentEnd] = deque()
@@ -206,7 +171,11 @@ class EmostreamVideoGenerator(VideoGenerator):
                 yield self._injected.popleft()
             if isinstance(item, AudioFrame):
                 self.stats.audio_frames_out += 1
-                yield self._audio_out.frame(item.pcm)
+                pcm = self._audio_out.s16(item.pcm)
+                yield rtc.AudioFrame(
+                    data=pcm.tobytes(), sample_rate=self._audio_out.rate,
+                    num_channels=self._audio_out.channels, samples_per_channel=len(pcm),
+                )  # fmt: skip
             elif isinstance(item, VideoFrame):
                 rgba = np.concatenate([item.rgb, np.full((h, w, 1), 255, np.uint8)], axis=2)
                 self.stats.video_frames_out += 1

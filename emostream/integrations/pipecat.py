@@ -11,7 +11,8 @@ What it does with each frame:
 - ``TTSAudioRawFrame`` (any rate, mono or interleaved multi-channel s16): pushed into the
   emostream session and *not* passed on; the session's audio comes back out instead.
 - Out: for every stream frame (``session.fps``, also while idle) a ``SpeechOutputAudioRawFrame``
-  (16 kHz mono s16, exactly the input audio of that frame, silence while idle) followed by an
+  (mono s16 at ``audio_out_sample_rate``, default 16 kHz: exactly the input audio of that frame,
+  silence while idle) followed by an
   ``OutputImageRawFrame`` (RGB, the session's size), presented at the session's schedule: every
   sound is delayed by exactly ``session.latency`` and played with the frame that shows it. Both
   carry ``pts`` = stream time in ns. A video frame the session skipped because compute fell
@@ -57,7 +58,8 @@ from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_SEED
 from emostream.engine.pipeline import Engine
 from emostream.engine.session import AudioFrame, SegmentEnd, Session, SessionConfig, VideoFrame
-from emostream.errors import EmostreamError
+from emostream.errors import ConfigError, EmostreamError
+from emostream.integrations.audio_out import FrameAudioOut
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,10 @@ class AvatarServiceOptions:
     session: SessionConfig | None = None
     #: Barge-in also on ``UserStartedSpeakingFrame`` (not only on ``InterruptionFrame``).
     clear_on_user_speech: bool = True
+    #: Rate of the audio put out (None: the session's 16 kHz). Set it to the output transport's
+    #: rate: Pipecat's own resampler (soxr VHQ) returns audio in 40-80 ms blocks, a frame or two
+    #: behind the images; this one keeps every frame's audio with its image.
+    audio_out_sample_rate: int | None = None
 
 
 @dataclass
@@ -119,6 +125,9 @@ class EmostreamVideoService(FrameProcessor):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.options = options or AvatarServiceOptions()
         self._style = EmotionStyle(self.options.emotion, self.options.intensity)  # fails early
+        rate = self.options.audio_out_sample_rate
+        if rate is not None and not MIN_RATE <= rate <= MAX_RATE:
+            raise ConfigError(f"audio_out_sample_rate must be in {MIN_RATE}..{MAX_RATE} Hz, got {rate}")
         self._engine = engine
         self._factory = session_factory or self._new_session
         self._session: Session | None = None
@@ -257,11 +266,12 @@ class EmostreamVideoService(FrameProcessor):
     async def _pump(self, session: Session) -> None:
         """Session items -> Pipecat frames, pushed at the session's (paced) presentation times."""
         w, h = session.width, session.height
+        out = FrameAudioOut(self.options.audio_out_sample_rate or session.sample_rate)
         try:
             async for item in session:
                 if isinstance(item, AudioFrame):
                     audio = SpeechOutputAudioRawFrame(
-                        audio=item.s16().tobytes(), sample_rate=item.sample_rate, num_channels=1
+                        audio=out.s16(item.pcm).tobytes(), sample_rate=out.rate, num_channels=1
                     )
                     audio.pts = item.pts * _NS // item.sample_rate
                     self.stats.audio_frames_out += 1

@@ -261,7 +261,11 @@ class BotServer:
         avatar = EmostreamVideoService(
             self.engine,
             AvatarServiceOptions(
-                portrait=cfg.portrait, emotion=cfg.emotion, intensity=cfg.intensity, session=cfg.session
+                portrait=cfg.portrait,
+                emotion=cfg.emotion,
+                intensity=cfg.intensity,
+                session=cfg.session,
+                audio_out_sample_rate=AUDIO_OUT_RATE,
             ),
         )
         bot = Bot(connection, avatar, await asyncio.to_thread(self.tts_factory), self.video)
