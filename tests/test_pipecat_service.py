@@ -10,6 +10,7 @@ that no frame leaves before its due time, which pacing guarantees on any machine
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -285,3 +286,23 @@ async def test_audio_out_at_the_transport_rate() -> None:
     assert np.median(loud[loud > SPEECH_RMS]) == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
     with pytest.raises(Exception, match="audio_out_sample_rate"):
         EmostreamVideoService(double_engine(fps=FPS), AvatarServiceOptions(audio_out_sample_rate=1000))
+
+
+async def test_wait_for_output_starts_the_stream_when_the_transport_sends() -> None:
+    """With ``wait_for_output`` nothing is made (no idle frames to pile up in a transport that
+    is not sending yet) until ``output_ready()``; then the stream starts at pts 0."""
+    config = SessionConfig(compute_margin_s=0.08, jitter_margin_s=0.04)
+    svc = EmostreamVideoService(
+        double_engine(fps=FPS), AvatarServiceOptions(session=config, wait_for_output=True)
+    )
+
+    async def ready_later() -> None:
+        await asyncio.sleep(0.8)
+        svc.output_ready()
+
+    task = asyncio.create_task(ready_later())
+    down, _ = await run_test(svc, frames_to_send=[SleepFrame(1.6)])
+    await task
+    out = Out.of(list(down))
+    assert sorted(out.audio) == list(range(len(out.audio)))
+    assert 0.3 * FPS <= len(out.audio) <= 1.2 * FPS, "about 0.8 s of stream, not 1.6 s"

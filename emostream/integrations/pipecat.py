@@ -96,6 +96,11 @@ class AvatarServiceOptions:
     #: rate: Pipecat's own resampler (soxr VHQ) returns audio in 40-80 ms blocks, a frame or two
     #: behind the images; this one keeps every frame's audio with its image.
     audio_out_sample_rate: int | None = None
+    #: Start the stream (its clock, idle frames) only once ``output_ready()`` is called, e.g. by
+    #: the transport when it starts sending; otherwise at the StartFrame. A WebRTC transport
+    #: connects after the pipeline starts, and the audio made meanwhile would queue up in the
+    #: output transport and delay all later sound by that much, for good.
+    wait_for_output: bool = False
 
 
 @dataclass
@@ -132,6 +137,7 @@ class EmostreamVideoService(FrameProcessor):
         self._factory = session_factory or self._new_session
         self._session: Session | None = None
         self._pump_task: asyncio.Task[None] | None = None
+        self._output_ready = asyncio.Event()
         self._unended_audio = False  # TTS audio pushed since the last end of turn
         self._turns_due = 0  # ends of turn handed to the session, not yet played
         self.stats = ServiceStats()
@@ -146,6 +152,10 @@ class EmostreamVideoService(FrameProcessor):
     def in_turn(self) -> bool:
         """Whether speech is queued or playing (a turn not yet played to its end)."""
         return self._unended_audio or self._turns_due > 0
+
+    def output_ready(self) -> None:
+        """The output transport started sending: start the stream now (``wait_for_output``)."""
+        self._output_ready.set()
 
     def set_emotion(self, emotion: str, intensity: float = 1.0) -> None:
         """Blend to ``emotion`` within one motion window (raises ConfigError for a bad name)."""
@@ -232,7 +242,6 @@ class EmostreamVideoService(FrameProcessor):
             return
         # Preparing a new portrait runs face detection: keep the event loop free.
         self._session = await asyncio.to_thread(self._factory)
-        self._session.start()
         self._pump_task = self.create_task(self._pump(self._session), name="emostream-avatar-pump")
 
     async def _finish(self) -> None:
@@ -267,6 +276,9 @@ class EmostreamVideoService(FrameProcessor):
         """Session items -> Pipecat frames, pushed at the session's (paced) presentation times."""
         w, h = session.width, session.height
         out = FrameAudioOut(self.options.audio_out_sample_rate or session.sample_rate)
+        if self.options.wait_for_output:
+            await self._output_ready.wait()
+        session.start()
         try:
             async for item in session:
                 if isinstance(item, AudioFrame):

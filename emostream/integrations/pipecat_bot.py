@@ -118,7 +118,13 @@ class StreamClockedAudioTrack(RawAudioTrack):
     packet; a late push is sent at once instead of being queued behind inserted silence.
     """
 
+    #: Called at the first ``recv``: the connection is up and sending (starts the avatar).
+    on_start: Callable[[], None] | None = None
+
     async def recv(self) -> AudioFrame:
+        if self.on_start is not None:
+            self.on_start()
+            self.on_start = None
         if self._timestamp > 0:
             wait = self._start + self._timestamp / self._sample_rate - time.time()
             if wait > 0:
@@ -202,7 +208,9 @@ class Bot:
             connection.replace_video_track(client._video_output_track)
         audio = client._audio_output_track
         if audio is not None and not isinstance(audio, StreamClockedAudioTrack):
-            client._audio_output_track = StreamClockedAudioTrack(audio._sample_rate, auto_silence=False)
+            track = StreamClockedAudioTrack(audio._sample_rate, auto_silence=False)
+            track.on_start = self.avatar.output_ready
+            client._audio_output_track = track
             connection.replace_audio_track(client._audio_output_track)
 
     async def _on_disconnected(self, transport: Any, client: Any) -> None:
@@ -267,6 +275,7 @@ class BotServer:
                 intensity=cfg.intensity,
                 session=cfg.session,
                 audio_out_sample_rate=AUDIO_OUT_RATE,
+                wait_for_output=True,
             ),
         )
         bot = Bot(connection, avatar, await asyncio.to_thread(self.tts_factory), self.video)
