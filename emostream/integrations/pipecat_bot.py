@@ -59,6 +59,9 @@ MAX_TEXT = 2000
 AUDIO_OUT_RATE = 48000
 PIPER_VOICE = "en_US-joe-medium"
 _VIDEO_CLOCK = 90_000
+#: Output audio later than this behind its clock is dropped (overload degrades, see
+#: StreamClockedAudioTrack).
+MAX_AUDIO_LAG_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -107,35 +110,58 @@ class WallClockVideoTrack(RawVideoTrack):
 
 
 class StreamClockedAudioTrack(RawAudioTrack):
-    """Pipecat's output audio track, clocked by the stream it is given.
+    """Pipecat's output audio track, clocked by the stream it is given, with bounded lag.
 
     ``RawAudioTrack`` starts its clock when it is made (at the offer, seconds before the
     connection is up), sends that whole gap as fast as it can to catch up, and then fills every
     moment its queue is empty with silence. The avatar's audio is a continuous stream (silence
     while idle) pushed in real time, so each push that comes a little late would add its delay
-    to everything after it, for good (under load: half a second within seconds). Here a packet
-    goes out when its audio is there and not before its time on a clock started by the first
-    packet; a late push is sent at once instead of being queued behind inserted silence.
+    to everything after it, for good. Here a packet goes out when its audio is there and not
+    before its time on a clock started by the first packet. When the process cannot keep up
+    (CPU starved: Pipecat's output queue grows without bound), audio more than
+    ``MAX_AUDIO_LAG_S`` behind that clock is dropped, so the sound stays within that of the lips
+    instead of drifting away from them.
     """
 
     #: Called at the first ``recv``: the connection is up and sending (starts the avatar).
     on_start: Callable[[], None] | None = None
+    _skipped = 0  # samples dropped because they came too late
+    _warned = False
+
+    @property
+    def dropped_s(self) -> float:
+        return self._skipped / self._sample_rate
+
+    def _position(self) -> float:
+        """Wall time the next sample is due at."""
+        return self._start + (self._timestamp + self._skipped) / self._sample_rate
 
     async def recv(self) -> AudioFrame:
         if self.on_start is not None:
             self.on_start()
             self.on_start = None
         if self._timestamp > 0:
-            wait = self._start + self._timestamp / self._sample_rate - time.time()
+            wait = self._position() - time.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-        while not self._chunk_queue:
-            await asyncio.sleep(0.005)
-        chunk, future = self._chunk_queue.popleft()
-        if future is not None and not future.done():
-            future.set_result(True)
-        if self._timestamp == 0:
-            self._start = time.time()
+        while True:
+            while not self._chunk_queue:
+                await asyncio.sleep(0.005)
+            chunk, future = self._chunk_queue.popleft()
+            if future is not None and not future.done():
+                future.set_result(True)
+            if self._timestamp == 0 and self._skipped == 0:
+                self._start = time.time()
+            late = time.time() - self._position()
+            if late <= MAX_AUDIO_LAG_S:
+                break
+            self._skipped += self._samples_per_10ms
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "emostream agent: audio output %.0f ms late (CPU starved): dropping late audio",
+                    1000 * late,
+                )
         frame = AudioFrame.from_ndarray(np.frombuffer(chunk, dtype=np.int16)[None, :], layout="mono")
         frame.sample_rate = self._sample_rate
         frame.pts = self._timestamp
