@@ -156,3 +156,40 @@ async def test_http_api_bad_input(served: tuple[BotServer, str]) -> None:
             assert r.status == 200 and "emostream agent" in await r.text()
         async with http.get(f"{base}/api/config") as r:
             assert "happy" in (await r.json())["emotions"]
+
+
+async def test_audio_track_sends_in_time_and_drops_what_is_too_late() -> None:
+    """The bot's output audio track: paced by a clock started at its first packet, a late
+    chunk sent at once, audio more than MAX_AUDIO_LAG_S behind dropped (not queued)."""
+    import time
+
+    from emostream.integrations.pipecat_bot import MAX_AUDIO_LAG_S, StreamClockedAudioTrack
+
+    track = StreamClockedAudioTrack(48000, auto_silence=False)
+    started: list[bool] = []
+    track.on_start = lambda: started.append(True)
+    ten_ms = b"\x01\x00" * 480
+    track.add_audio_bytes(ten_ms * 4)
+    t0 = time.monotonic()
+    frames = [await track.recv() for _ in range(4)]
+    assert started == [True] and [f.pts for f in frames] == [0, 480, 960, 1440]
+    assert time.monotonic() - t0 >= 0.025, "paced: 40 ms of audio takes ~30 ms after the first packet"
+    await asyncio.sleep(MAX_AUDIO_LAG_S + 0.15)  # the stream stalls...
+    track.add_audio_bytes(ten_ms * 30)  # ...then a backlog arrives at once
+    late = await track.recv()
+    assert late.pts == 1920, "RTP time stays continuous"
+    assert track.dropped_s >= 0.1, "the audio that came too late was dropped"
+    assert len(track._chunk_queue) < 30
+
+
+async def test_video_track_sends_the_newest_frame() -> None:
+    from pipecat.frames.frames import OutputImageRawFrame
+
+    from emostream.integrations.pipecat_bot import WallClockVideoTrack
+
+    track = WallClockVideoTrack(width=4, height=2)
+    for v in (10, 20, 30):
+        track.add_video_frame(OutputImageRawFrame(image=bytes([v]) * 24, size=(4, 2), format="RGB"))
+    frame = await track.recv()
+    assert int(frame.to_ndarray(format="rgb24")[0, 0, 0]) == 30 and track.skipped == 2
+    assert frame.pts == 0 and frame.time_base.denominator == 90000

@@ -92,13 +92,19 @@ class WallClockVideoTrack(RawVideoTrack):
     ``VideoStreamTrack.next_timestamp``, which is hard-wired to 30 fps: at the avatar's 25 fps
     the video clock runs at 5/6 of real time, and the browser's lip sync (RTP time -> sender
     wall clock through RTCP) puts the sound ~200 ms behind the lips. Frames arrive here already
-    paced (the session's schedule), so the send time is the right timestamp.
+    paced (the session's schedule), so the send time is the right timestamp. Its queue is
+    unbounded: when the encoder falls behind, the frames waiting behind the newest are dropped.
     """
 
     _t0: float | None = None
+    #: Frames skipped because a newer one was already waiting (the encoder fell behind).
+    skipped = 0
 
     async def recv(self) -> VideoFrame:
         raw = await self._video_buffer.get()
+        while not self._video_buffer.empty():  # overload: send the newest frame, drop the rest
+            raw = self._video_buffer.get_nowait()
+            self.skipped += 1
         rgb = np.frombuffer(raw.image, dtype=np.uint8).reshape(self._height, self._width, 3)
         frame = VideoFrame.from_ndarray(rgb, format="rgb24")
         now = time.monotonic()
