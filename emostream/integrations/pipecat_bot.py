@@ -116,63 +116,73 @@ class WallClockVideoTrack(RawVideoTrack):
 
 
 class StreamClockedAudioTrack(RawAudioTrack):
-    """Pipecat's output audio track, clocked by the stream it is given, with bounded lag.
+    """Pipecat's output audio track, sending the avatar's audio at its own time and stamping it
+    with the time it is sent.
 
     ``RawAudioTrack`` starts its clock when it is made (at the offer, seconds before the
-    connection is up), sends that whole gap as fast as it can to catch up, and then fills every
-    moment its queue is empty with silence. The avatar's audio is a continuous stream (silence
-    while idle) pushed in real time, so each push that comes a little late would add its delay
-    to everything after it, for good. Here a packet goes out when its audio is there and not
-    before its time on a clock started by the first packet. When the process cannot keep up
-    (CPU starved: Pipecat's output queue grows without bound), audio more than
-    ``MAX_AUDIO_LAG_S`` behind that clock is dropped, so the sound stays within that of the lips
-    instead of drifting away from them.
+    connection is up), sends that whole gap as fast as it can to catch up, and fills every moment
+    its queue is empty with silence, so each chunk that arrives a little late delays all the
+    sound after it, for good. The avatar's audio is one continuous stream, pushed in real time
+    from its first chunk on: here each 10 ms goes out when it is due on that stream's clock
+    (at once if it is late), audio more than ``MAX_AUDIO_LAG_S`` late is dropped (the process
+    was starved of CPU and Pipecat's output queue grew), and RTP time follows the send time, as
+    the video's does (``WallClockVideoTrack``), so the browser's lip sync maps both right.
     """
 
     #: Called at the first ``recv``: the connection is up and sending (starts the avatar).
     on_start: Callable[[], None] | None = None
+    _content_t0: float | None = None  # wall time of the avatar's first audio chunk
+    _content = 0  # samples of the avatar's audio taken (sent or dropped)
     _skipped = 0  # samples dropped because they came too late
+    _send_t0: float | None = None
+    _next_ts = 0
     _warned = False
 
     @property
     def dropped_s(self) -> float:
         return self._skipped / self._sample_rate
 
-    def _position(self) -> float:
-        """Wall time the next sample is due at."""
-        return self._start + (self._timestamp + self._skipped) / self._sample_rate
+    async def _next_chunk(self) -> tuple[bytes, float]:
+        """The next chunk of the avatar's audio that is not too late, and its due time."""
+        while True:
+            while not self._chunk_queue:
+                await asyncio.sleep(0.005)
+            data, future = self._chunk_queue.popleft()
+            if future is not None and not future.done():
+                future.set_result(True)
+            now = time.time()
+            if self._content_t0 is None:
+                self._content_t0 = now
+            due = self._content_t0 + self._content / self._sample_rate
+            self._content += self._samples_per_10ms
+            if now - due <= MAX_AUDIO_LAG_S:
+                return data, due
+            self._skipped += self._samples_per_10ms
+            if not self._warned:
+                self._warned = True
+                late_ms = 1000 * (now - due)
+                log.warning(
+                    "emostream agent: audio output %.0f ms late (CPU starved): dropping late audio", late_ms
+                )
 
     async def recv(self) -> AudioFrame:
         if self.on_start is not None:
             self.on_start()
             self.on_start = None
-        if self._timestamp > 0:
-            wait = self._position() - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        while True:
-            while not self._chunk_queue:
-                await asyncio.sleep(0.005)
-            chunk, future = self._chunk_queue.popleft()
-            if future is not None and not future.done():
-                future.set_result(True)
-            if self._timestamp == 0 and self._skipped == 0:
-                self._start = time.time()
-            late = time.time() - self._position()
-            if late <= MAX_AUDIO_LAG_S:
-                break
-            self._skipped += self._samples_per_10ms
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "emostream agent: audio output %.0f ms late (CPU starved): dropping late audio",
-                    1000 * late,
-                )
+        chunk, due = await self._next_chunk()
+        wait = due - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        now = time.time()
+        if self._send_t0 is None:
+            self._send_t0 = now
+        ts = max(self._next_ts, round((now - self._send_t0) * self._sample_rate))
+        self._next_ts = ts + self._samples_per_10ms
+        self._timestamp = self._next_ts
         frame = AudioFrame.from_ndarray(np.frombuffer(chunk, dtype=np.int16)[None, :], layout="mono")
         frame.sample_rate = self._sample_rate
-        frame.pts = self._timestamp
+        frame.pts = ts
         frame.time_base = Fraction(1, self._sample_rate)
-        self._timestamp += self._samples_per_10ms
         return frame
 
 

@@ -149,11 +149,19 @@ def mouth_motion(report: dict[str, Any], edge_ms: float = 250.0) -> dict[str, fl
 
 
 async def speak_line(
-    engine: Engine, *, seconds: float = 16.0, line: str = LINE, screenshot: Path | None = None
+    engine: Engine,
+    *,
+    seconds: float = 20.0,
+    say_after: float = 7.0,
+    line: str = LINE,
+    screenshot: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The page connects, types ``line`` 3 s later and listens for ``seconds``: (report, figures)."""
+    """The page connects, types ``line`` ``say_after`` s later (the browser's A/V sync converges
+    over the first seconds) and listens for ``seconds`` in all: (report, figures)."""
     server = bot_server(engine)
-    async with AgentRun(server, seconds=seconds, crop=mouth_crop(engine), say=line, say_after=3.0) as run:
+    async with AgentRun(
+        server, seconds=seconds, crop=mouth_crop(engine), say=line, say_after=say_after
+    ) as run:
         run.launch()
         if screenshot is not None:
             await _wait_speaking(server)
