@@ -91,7 +91,8 @@ class AnalyticRenderer:
         still = m.copy()
         still[:, HEAD_SLICE] = 0.0
         v = self.rig.shape(m)
-        return self.warp.occlusion(self.rig.to_camera(v, m)[0], self.rig.to_camera(v, still)[0])
+        both = self.rig.to_camera(np.concatenate([v, v]), np.concatenate([m, still]))
+        return self.warp.occlusion(both[0], both[1])
 
     def _warp_crop(
         self, kp: np.ndarray, motion_row: np.ndarray | None = None

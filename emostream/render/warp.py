@@ -225,14 +225,17 @@ class MeshWarp:
     def occlusion(self, rotated: np.ndarray, still: np.ndarray) -> Occlusion:
         """From the driven rig in crop px: ``rotated`` float[468, 3] (x, y, depth) with the head
         rotation, ``still`` float[468, 2+] the same expression without it."""
-        rot = self.driven_points(rotated)
-        still_pts = self.driven_points(still)
-        t = self.extra_t
         z = np.asarray(rotated, np.float64)[:, 2]
-        z_extra = z[self.extra_pairs[:, 0]] * (1 - t) + z[self.extra_pairs[:, 1]] * t
-        depth = np.concatenate([z, z_extra, np.full(len(self.source) - self.n_dynamic, np.inf)])
-        a_rot = signed_areas(rot, self.triangles)
-        a_still = signed_areas(still_pts, self.triangles)
+        xy = np.stack([np.asarray(rotated, np.float64)[:, :2], np.asarray(still, np.float64)[:, :2]])
+        if self.face_offset is not None:
+            xy = xy + self.face_offset
+        xyz = np.concatenate([xy, np.broadcast_to(z[:, None], (2, len(z), 1))], axis=2)  # [2, 468, 3]
+        t = self.extra_t[:, None]
+        extras = xyz[:, self.extra_pairs[:, 0]] * (1 - t) + xyz[:, self.extra_pairs[:, 1]] * t
+        ring = self.source[self.n_dynamic :]
+        pts = np.concatenate([xyz[..., :2], extras[..., :2], np.broadcast_to(ring, (2, *ring.shape))], axis=1)
+        depth = np.concatenate([z, extras[0, :, 2], np.full(len(ring), np.inf)])
+        a_rot, a_still = signed_areas(pts, self.triangles)
         face = ~self._band & ~self._fill
         hidden = (a_still > 0) & (a_rot < HIDDEN_AREA_RATIO * a_still) & face
         widened = (a_rot > WIDENED_AREA_RATIO * np.maximum(a_still, 0)) & face
