@@ -161,8 +161,9 @@ class RayFront(AvatarServer):
     def _drop(self, slot: HostSlot) -> None:
         self.placement.remove(slot.name)
         self._lost_since.pop(slot.name, None)
-        with contextlib.suppress(RayError):
-            ray.kill(slot.handle, no_restart=True)
+        if isinstance(slot.handle, ray.actor.ActorHandle):
+            with contextlib.suppress(RayError):
+                ray.kill(slot.handle, no_restart=True)
 
     async def supervise_once(self) -> None:
         await asyncio.gather(*(self._report(s) for s in list(self.placement.hosts.values())))

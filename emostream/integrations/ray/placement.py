@@ -146,16 +146,15 @@ class Placement:
         remove: list[str] = []
         if add == 0:
             idle = sorted(
-                (s for s in running if s.busy == 0 and s.idle_since is not None),
-                key=lambda s: s.idle_since or 0.0,
+                ((s.idle_since, s.name) for s in running if s.busy == 0 and s.idle_since is not None),
             )
-            for s in idle:
+            for since, name in idle:
                 if len(running) - len(remove) <= policy.min_hosts:
                     break
-                if now - (s.idle_since or now) < policy.idle_s:
+                if now - since < policy.idle_s:
                     continue
                 if free - per_host < policy.headroom:
                     break
-                remove.append(s.name)
+                remove.append(name)
                 free -= per_host
         return add, remove
