@@ -31,7 +31,8 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first, pinned, so nothing else can pull a CUDA build.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
+# The ray extra too: the two-node Ray test (tests/test_ray_two_nodes.py) runs in `make test`.
+"$VENV/bin/python" -m pip install -q -e ".[dev,ray]"
 # silero-vad declares torch as a dependency; we only need its bundled ONNX model.
 "$VENV/bin/python" -m pip install -q --no-deps "silero-vad>=6"
 # mediapipe 0.10.21 bundles the face-detection / face-mesh / iris TFLite models (Apache-2.0) that the

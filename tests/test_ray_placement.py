@@ -13,9 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-
-pytest.importorskip("ray", reason="the `ray` extra is not installed")
-
 from aiohttp import web
 from browser.fakes import SyncPatternSession
 from test_webrtc_server import Client, _until
@@ -87,7 +84,7 @@ def test_scaling_counts_sessions_within_bounds() -> None:
     assert p.scale(policy, now=1.0) == (0, [])
     b = p.hosts["b"]
     p.report(b, HostLoad("b", "n", 0, 2, "i1"), now=2.0)
-    c = _slot(p, "c", 0, 2)  # idle since 0
+    _slot(p, "c", 0, 2)  # idle since 0
     assert p.scale(policy, now=5.0) == (0, []), "idle, but not for idle_s yet"
     assert p.scale(policy, now=20.0) == (0, ["c"]), "the longest idle goes; the other keeps the headroom"
     p.report(a, HostLoad("a", "n", 0, 2, "i1"), now=20.0)

@@ -18,9 +18,6 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
-
-pytest.importorskip("ray", reason="the `ray` extra is not installed")
-
 from ray_cluster import LocalCluster, free_port, ray_env
 from test_webrtc_server import Client, _until
 
@@ -79,22 +76,31 @@ def _video_fps(c: Client, since: float) -> float:
 
 
 def _check_media(c: Client, since: float) -> None:
-    """About 25 fps with whole-frame pts steps (mostly exactly one), and audio on the same
-    timeline: its RTP span matches the video's, and most of it arrived (under overload the
-    server skips audio more than 250 ms late instead of stretching the timeline)."""
+    """Video on a real-time 25 fps timeline (whole-frame pts steps, mostly exactly one), at
+    about 25 fps received where the machine has CPU to spare, and audio on the same timeline:
+    its RTP span matches the video's and most of it arrived. On an overloaded machine (load
+    above the core count, e.g. other jobs) the server degrades by skipping late frames and
+    audio instead of slowing the timeline down: that is what is asserted there."""
+    times = [t for t, _, _ in c.video if t >= since]
     video = [p for t, p, _ in c.video if t >= since]
     audio = [(p, n) for t, p, n in c.audio if t >= since]
     fps = _video_fps(c, since)
-    assert 0.8 * FPS <= fps <= 1.2 * FPS, f"video at {fps:.1f} fps"
     steps = np.diff(video)
     assert (steps > 0).all() and (steps % (90_000 // FPS) == 0).all()
-    assert (steps == 90_000 // FPS).mean() >= 0.8, f"frames dropped: {sorted(set(steps.tolist()))}"
+    assert np.median(steps) == 90_000 // FPS, f"not a 25 fps stream: {sorted(set(steps.tolist()))}"
+    realtime = (video[-1] - video[0]) / 90_000 / (times[-1] - times[0])
+    assert 0.85 <= realtime <= 1.15, f"the media timeline runs at {realtime:.2f}x real time"
+    overloaded = os.getloadavg()[0] > (os.cpu_count() or 1)
+    assert fps >= (0.4 if overloaded else 0.8) * FPS, f"video at {fps:.1f} fps, load {os.getloadavg()}"
+    assert fps <= 1.2 * FPS, f"video at {fps:.1f} fps: bursts"
+    if not overloaded:
+        assert (steps == 90_000 // FPS).mean() >= 0.8, f"frames dropped: {sorted(set(steps.tolist()))}"
     video_s = (video[-1] - video[0]) / 90_000
     audio_span_s = (audio[-1][0] + audio[-1][1] - audio[0][0]) / 48_000
     audio_s = sum(n for _, n in audio) / 48_000
     assert abs(audio_span_s - video_s) < 0.5, f"audio spans {audio_span_s:.2f} s, video {video_s:.2f} s"
     skipped = [m["audio"].get("skipped") for m in c.messages if m.get("type") == "stats"][-1:]
-    assert audio_s >= 0.75 * audio_span_s, (
+    assert audio_s >= (0.5 if overloaded else 0.75) * audio_span_s, (
         f"audio {audio_s:.2f} s of {audio_span_s:.2f} s arrived (server-side skipped: {skipped})"
     )
 
@@ -123,8 +129,8 @@ async def test_sessions_on_two_nodes_capacity_and_node_loss(cluster: LocalCluste
 
     # Stop the worker node: its session ends, the other one goes on, new sessions go to the head.
     lost, kept = (a, b) if ans_a["node"] == worker else (b, a)
-    cluster.stop_node(1)
     t_stop = time.monotonic()
+    await asyncio.to_thread(cluster.stop_node, 1)  # off the loop: the clients keep reading
 
     async def dropped() -> bool:
         h = await _health(front)

@@ -314,9 +314,8 @@ def connect(address: str, *, loopback: bool) -> None:
     if loopback:
         kw["_node_ip_address"] = "127.0.0.1"
     if address == "local":
-        kw["include_dashboard"] = False
-    else:
-        kw["address"] = address
+        kw["include_dashboard"] = False  # "local": always a new cluster, never a running one
+    kw["address"] = address
     try:
         ray.init(**kw)
     except (ConnectionError, ValueError, RuntimeError) as e:

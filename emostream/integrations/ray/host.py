@@ -12,6 +12,7 @@ the peers' tasks between calls.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -138,6 +139,14 @@ class SessionHost:
 
     async def peer_ids(self) -> list[str]:
         return sorted(self.server.peers)
+
+    async def cached_portraits(self) -> dict[str, str]:
+        """Portrait id → SHA-256 of this host's copy (the shared portraits it has used)."""
+        return {
+            p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(self.folder.glob("*.png"))
+            if p.stem != "default"
+        }
 
     async def close_all(self) -> None:
         await self.server.close_all()
