@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Lip gap / blink (with its detector control) / smile / head-yaw tracking, background
         stability, flicker, speed."""
+        # deferred: the renderer and its evaluation (OpenCV, scipy; heavy), after the arguments are checked
         from emostream.render.eval import evaluate_render
         from emostream.render.portrait import load_image, sample_faces
 

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import typer
 
+from emostream.arkit import EmotionStyle
+from emostream.config import check_fps
+from emostream.errors import ConfigError
+from emostream.livelink import read_livelink_csv, write_livelink_csv
+
 
 def register(app: typer.Typer) -> None:
     @app.command("render")
@@ -43,11 +48,9 @@ def register(app: typer.Typer) -> None:
         fps: int = typer.Option(25, "--fps", help="Video frame rate (25 or 30)."),
     ) -> None:
         """Render a talking portrait to mp4 (from ARKit motion, or from speech)."""
-        from emostream.arkit import EmotionStyle
-        from emostream.config import check_fps
-        from emostream.errors import ConfigError
+        # deferred: the renderer and PyAV (heavy), after the arguments are checked
+        from emostream.apps.render_video import motion_from_audio, render_to_mp4
         from emostream.render.factory import create_renderer
-        from emostream.render.video import motion_from_audio, render_to_mp4
 
         check_fps(fps)
         if (motion is None) == (audio is None):
@@ -58,12 +61,10 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("give --emotion or --style, not both")
         pcm = None
         if motion is not None:
-            from emostream.livelink import read_livelink_csv
-
             seq = read_livelink_csv(motion, fps=fps).motion
         else:
-            from emostream.livelink import read_livelink_csv
-            from emostream.streaming.audio_io import load_audio
+            # deferred: PyAV (heavy), only with --audio
+            from emostream.media.audio import load_audio
 
             pcm = load_audio(audio)
             ref = read_livelink_csv(style, fps=fps).motion if style is not None else None
@@ -72,8 +73,6 @@ def register(app: typer.Typer) -> None:
                 seed=seed, device=device,
             )  # fmt: skip
             if arkit_csv is not None:
-                from emostream.livelink import write_livelink_csv
-
                 write_livelink_csv(arkit_csv, seq, fps=fps)
         r = create_renderer(
             renderer, image, size=size, device=device, paste_back=paste_back,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from emostream.arkit import EmotionStyle
 from emostream.errors import InputError
 
 
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
-        from emostream.arkit import EmotionStyle
+        # deferred: the engine and aiortc (heavy), after the arguments are checked
         from emostream.engine.pipeline import Engine, EngineConfig
         from emostream.engine.session import Session
         from emostream.streaming.webrtc.ice import rtc_configuration

@@ -59,6 +59,7 @@ class _TFLite:
     """One interpreter per model, single-threaded, guarded by a lock (interpreters are not reentrant)."""
 
     def __init__(self, path: Path) -> None:
+        # deferred: ai-edge-litert (heavy), loaded on the first face detection
         from ai_edge_litert.interpreter import Interpreter
 
         self._it = Interpreter(model_path=str(path), num_threads=1)

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from emostream.errors import ImageError
+from emostream.media.image import load_image_rgb
 from emostream.render.face import detect_landmarks
 
 CROP_SCALE = 1.9
@@ -43,14 +45,15 @@ def cache_dir() -> Path:
 
 def default_portrait() -> np.ndarray:
     """scikit-image's astronaut (public domain), loaded from the installed package."""
+    # deferred: scikit-image (heavy), only for the default portrait
     import skimage.data
 
     return np.ascontiguousarray(skimage.data.astronaut())
 
 
 def _grace_hopper() -> np.ndarray:
+    # deferred: matplotlib (heavy), only for its bundled sample photo
     import matplotlib
-    from PIL import Image
 
     p = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     with Image.open(p) as im:
@@ -61,8 +64,6 @@ FACES_DIR = Path(__file__).resolve().parents[1] / "assets" / "faces"
 
 
 def _bundled_face(name: str) -> np.ndarray:
-    from PIL import Image
-
     with Image.open(FACES_DIR / name) as im:
         return np.asarray(im.convert("RGB"))
 
@@ -97,8 +98,6 @@ def load_image(path: str | Path | None) -> np.ndarray:
     """RGB uint8; ``None`` (or ``"astronaut"``) gives the default portrait."""
     if path is None or str(path) == "astronaut":
         return default_portrait()
-    from emostream.streaming.image_io import load_image_rgb
-
     return np.asarray(load_image_rgb(path))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
 from emostream.config import SAMPLE_RATE, check_fps
@@ -32,8 +33,6 @@ class Mp4Writer:
         preset: str = "veryfast",
         audio: bool = True,
     ) -> None:
-        import av
-
         self.path = Path(path)
         self.fps = check_fps(fps)
         self.width, self.height = int(width), int(height)
@@ -78,8 +77,6 @@ class Mp4Writer:
         self._last_rgb = rgb
 
     def _encode_video(self, rgb: np.ndarray, pts: int) -> None:
-        import av
-
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = pts
         frame.time_base = Fraction(1, self.fps)
@@ -90,8 +87,6 @@ class Mp4Writer:
 
     def write_audio(self, pcm: np.ndarray, pts: int | None = None) -> None:
         """float32[n] mono in [-1, 1] starting at sample ``pts`` (default: right after the last)."""
-        import av
-
         if self._audio is None:
             return
         pts = self._next_audio_pts if pts is None else int(pts)

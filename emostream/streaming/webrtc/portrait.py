@@ -18,6 +18,7 @@ import numpy as np
 
 from emostream.config import MAX_IMAGE_PIXELS
 from emostream.errors import ImageError
+from emostream.render.face import detect_landmarks
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MIN_SIDE = 128
@@ -58,8 +59,6 @@ def decode_portrait(data: bytes, name: str = "upload") -> np.ndarray:
 
 def check_face(rgb: np.ndarray, name: str = "upload") -> None:
     """Raise ImageError unless the image holds one usable frontal face."""
-    from emostream.render.face import detect_landmarks
-
     detect_landmarks(rgb, path=name)
 
 
