@@ -70,7 +70,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("portrait image not found", image)
         rtc_configuration(ice_server)  # validates the URLs before anything loads
         if ray_address is not None:
-            from emostream.integrations.ray.cli import RayServeArgs, serve_on_ray  # optional dependency
+            # deferred: ray (optional dependency, the `ray` extra)
+            from emostream.integrations.ray.cli import RayServeArgs, serve_on_ray
 
             args = RayServeArgs(
                 address=ray_address, host=host, port=port, image=image, max_sessions=max_sessions,

@@ -50,7 +50,8 @@ FactoryBuilder = Callable[[EngineSpec, Path | None], tuple[SessionFactory, int]]
 
 def engine_factory(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
     """Load the engine once; ``(new session factory, fps)``."""
-    from emostream.engine.pipeline import Engine, EngineConfig  # heavy: loads the models
+    # deferred: the engine (heavy: torch, onnxruntime), loaded in the host's process only
+    from emostream.engine.pipeline import Engine, EngineConfig
 
     engine = Engine.load(EngineConfig(renderer=spec.renderer, size=spec.size, device=spec.device))
     engine.renderer_for(default_portrait)
