@@ -18,6 +18,7 @@ from browser.fakes import SyncPatternSession
 from test_webrtc_server import Client, _until
 
 from emostream.arkit import EmotionStyle
+from emostream.cli import main
 from emostream.integrations.ray.front import RayFront, RayOptions
 from emostream.integrations.ray.host import EngineSpec, SessionHost
 from emostream.integrations.ray.placement import HostLoad, HostSlot, Placement, ScalePolicy
@@ -204,3 +205,26 @@ async def test_bad_offers_are_400_before_any_host(front: Front) -> None:
             async with http.post(f"{front.url}/offer", data=body) as r:
                 assert r.status == 400 and needle in (await r.json())["error"]
     assert all(not h.server.peers for h in front.hosts.values())
+
+
+# --- bad input: one line, exit 2, before anything starts ------------------------------------
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--ray", "127.0.0.1:1"], "no Ray cluster at 127.0.0.1:1"),
+        (["--ray", "nowhere"], "bad --ray address 'nowhere'"),
+        (
+            ["--ray", "auto", "--min-hosts", "3", "--max-hosts", "2"],
+            "need 1 <= --min-hosts (3) <= --max-hosts (2)",
+        ),
+        (["--ray", "auto", "--sessions-per-host", "0"], "--sessions-per-host must be at least 1"),
+    ],
+)
+def test_bad_ray_options_fail_fast(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    t = time.monotonic()
+    with pytest.raises(SystemExit) as e:
+        main(["serve", *args])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1, err
+    assert time.monotonic() - t < 10

@@ -35,11 +35,9 @@ def register(app: typer.Typer) -> None:
         ray_address: str | None = typer.Option(
             None,
             "--ray",
-            is_flag=False,
-            flag_value="auto",
-            metavar="[ADDRESS]",
-            help="Run the sessions on a Ray cluster: `auto` (the default with no value), a cluster "
-            "address HOST:PORT, or `local` (a new one-machine cluster). Needs the `ray` extra.",
+            metavar="ADDRESS",
+            help="Run the sessions on a Ray cluster: `auto` (the cluster this machine is part of), "
+            "a cluster address HOST:PORT, or `local` (a new one-machine cluster). Needs the `ray` extra.",
         ),
         sessions_per_host: int = typer.Option(
             2, "--sessions-per-host", help="With --ray: sessions per session host (one engine each)."

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
@@ -310,6 +311,8 @@ class RayFront(AvatarServer):
 def connect(address: str, *, loopback: bool) -> None:
     """Join the Ray cluster at ``address`` (``auto``: the local node's cluster; ``local``: a new
     single-node cluster in this process). A clear EmostreamError when there is none."""
+    if address not in ("auto", "local"):
+        check_reachable(address)
     kw: dict[str, Any] = {"logging_level": logging.WARNING, "configure_logging": False}
     if loopback:
         kw["_node_ip_address"] = "127.0.0.1"
@@ -321,4 +324,18 @@ def connect(address: str, *, loopback: bool) -> None:
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise EmostreamError(
             f"cannot join the Ray cluster at {address!r} ({e}); start one with `ray start --head`"
+        ) from e
+
+
+def check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast with one clear line when nothing listens at a cluster address HOST:PORT (Ray's
+    own client retries for a minute before giving up)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"bad --ray address {address!r}; expected HOST:PORT, auto or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise EmostreamError(
+            f"no Ray cluster at {address} ({e.strerror or e}); start one with `ray start --head`"
         ) from e
