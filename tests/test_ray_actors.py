@@ -4,7 +4,7 @@ shared through the object store, and a crashed host restarted by Ray."""
 from __future__ import annotations
 
 import hashlib
-import sys
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,11 +17,13 @@ from test_webrtc_server import Client, _until
 
 from emostream.arkit import EmotionStyle
 from emostream.assets import asset_path
+from emostream.errors import DeviceError, EmostreamError
 from emostream.integrations.ray.front import RayFront, RayOptions, connect
 from emostream.integrations.ray.host import EngineSpec
 from emostream.streaming.webrtc.server import ServerConfig, SessionFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+TESTS = Path(__file__).resolve().parent
 
 
 def pattern_builder(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
@@ -33,14 +35,18 @@ def pattern_builder(spec: EngineSpec, default_portrait: Path | None) -> tuple[Se
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    # The actors unpickle these test modules by value (they are not importable on a worker).
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.cloudpickle.register_pickle_by_value(browser.fakes)
-    connect("local", loopback=True)
+    # The workers (started by this process's new cluster) import the test helpers from tests/.
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent), saved or ""])
     try:
+        connect("local", loopback=True)
         yield
     finally:
         ray.shutdown()
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
 
 
 @pytest.fixture
@@ -86,3 +92,19 @@ async def test_crashed_host_is_restarted_by_ray(front: tuple[RayFront, str]) -> 
     assert slot.sessions == 0, "the restarted host starts empty"
     assert f.placement.capacity() == 2
     await client.close()
+
+
+def failing_builder(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
+    raise DeviceError("--device cuda was asked for but torch sees no CUDA GPU")
+
+
+async def test_hosts_that_cannot_start_fail_the_start_with_their_reason(local_ray: None) -> None:
+    options = RayOptions(sessions_per_host=1, cpus_per_session=0.5, min_hosts=2, max_hosts=2, max_restarts=0)
+    f = RayFront(ServerConfig(host="127.0.0.1"), EngineSpec(), options, build=failing_builder)
+    runner = web.AppRunner(f.app, access_log=None)
+    await runner.setup()
+    try:
+        with pytest.raises(EmostreamError, match=r"session hosts fail to start: .*sees no CUDA GPU"):
+            await f.wait_ready(2, 120)
+    finally:
+        await runner.cleanup()

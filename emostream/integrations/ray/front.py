@@ -123,6 +123,8 @@ class RayFront(AvatarServer):
         self._lost_since: dict[str, float] = {}
         self._actor = ray.remote(SessionHost).options(**options.actor_options())
         self._supervisor: asyncio.Task[None] | None = None
+        #: Why hosts died before their first report (e.g. a renderer or device a node lacks).
+        self.start_failures: list[str] = []
         self.app.on_startup.append(self._on_startup)
 
     # --- hosts ----------------------------------------------------------------------------
@@ -139,7 +141,10 @@ class RayFront(AvatarServer):
         try:
             load = await asyncio.wait_for(slot.handle.report.remote(), self.options.report_timeout_s)
         except ActorDiedError as e:
-            log.warning("ray: host %s died for good (%s)", slot.name, type(e).__name__)
+            reason = _last_line(e)
+            log.warning("ray: host %s died for good: %s", slot.name, reason)
+            if slot.load is None:
+                self.start_failures.append(reason)
             self._drop(slot)
             return
         except (RayError, TimeoutError) as e:
@@ -194,6 +199,8 @@ class RayFront(AvatarServer):
         supervisor, started with the app, starts them)."""
         end = time.monotonic() + timeout_s
         while sum(s.alive for s in self.placement.hosts.values()) < hosts:
+            if len(self.start_failures) >= max(2, hosts):
+                raise EmostreamError(f"session hosts fail to start: {self.start_failures[-1]}")
             if time.monotonic() > end:
                 raise EmostreamError(
                     f"only {sum(s.alive for s in self.placement.hosts.values())} of {hosts} session hosts "
@@ -306,6 +313,12 @@ class RayFront(AvatarServer):
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response(self.cluster_health())
+
+
+def _last_line(e: BaseException) -> str:
+    """The last non-empty line of a Ray error (its cause; Ray prepends the remote traceback)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(e).__name__
 
 
 def connect(address: str, *, loopback: bool) -> None:
