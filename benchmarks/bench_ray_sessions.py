@@ -118,7 +118,8 @@ async def _measure(url: str, sessions: int, seconds: float) -> list[dict[str, An
 
 
 def _serve(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    # No ~/.ray/auth_token left behind (a new local cluster would create one; loopback only here).
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
     with log.open("wb") as f:
         return subprocess.Popen(
             [sys.executable, "-m", "emostream", "serve", *args],

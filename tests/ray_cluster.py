@@ -22,8 +22,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Test clusters live on loopback and must not depend on (or create) ~/.ray/auth_token, which
+#: Ray 2.60 uses to turn token authentication on for every cluster started on the machine.
+AUTH = {"RAY_AUTH_MODE": "disabled"}
+
+
 def ray_env() -> dict[str, str]:
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_DISABLE_DOCKER_CPU_WARNING="1")
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_DISABLE_DOCKER_CPU_WARNING="1", **AUTH)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env
@@ -51,6 +56,7 @@ class LocalCluster:
         self.nodes.append(proc)
 
     def start(self, workers: int, timeout_s: float = 120.0) -> None:
+        os.environ.update(AUTH)  # this process's GCS client too
         self._start(
             [
                 "--head", f"--port={self.port}", "--include-dashboard=false",

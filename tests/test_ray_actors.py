@@ -13,6 +13,7 @@ import browser.fakes
 import pytest
 import ray
 from aiohttp import web
+from ray_cluster import AUTH
 from test_webrtc_server import Client, _until
 
 from emostream.arkit import EmotionStyle
@@ -38,6 +39,7 @@ def local_ray() -> Iterator[None]:
     # The workers (started by this process's new cluster) import the test helpers from tests/.
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(TESTS.parent), saved or ""])
+    os.environ.update(AUTH)  # no token file: see ray_cluster.AUTH
     try:
         connect("local", loopback=True)
         yield
