@@ -88,9 +88,12 @@ def _check_media(c: Client, since: float) -> None:
     steps = np.diff(video)
     assert (steps > 0).all() and (steps % (90_000 // FPS) == 0).all()
     assert np.median(steps) == 90_000 // FPS, f"not a 25 fps stream: {sorted(set(steps.tolist()))}"
-    realtime = (video[-1] - video[0]) / 90_000 / (times[-1] - times[0])
-    assert 0.85 <= realtime <= 1.15, f"the media timeline runs at {realtime:.2f}x real time"
     overloaded = os.getloadavg()[0] > (os.cpu_count() or 1)
+    # pts span / arrival span: the server never stretches its timeline (it skips); a starved
+    # client decodes behind, so arrivals spread out when the machine is overloaded.
+    realtime = (video[-1] - video[0]) / 90_000 / (times[-1] - times[0])
+    slack = 0.3 if overloaded else 0.15
+    assert abs(realtime - 1) <= slack, f"the media timeline runs at {realtime:.2f}x real time"
     assert fps >= (0.4 if overloaded else 0.8) * FPS, f"video at {fps:.1f} fps, load {os.getloadavg()}"
     assert fps <= 1.2 * FPS, f"video at {fps:.1f} fps: bursts"
     if not overloaded:
