@@ -29,7 +29,7 @@ import itertools
 import logging
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,7 @@ class RayFront(AvatarServer):
         self._actor = ray.remote(SessionHost).options(**options.actor_options())
         self._supervisor: asyncio.Task[None] | None = None
         #: Why hosts died before their first report (e.g. a renderer or device a node lacks).
-        self.start_failures: list[str] = []
+        self.start_failures: deque[str] = deque(maxlen=8)
         self.app.on_startup.append(self._on_startup)
 
     # --- hosts ----------------------------------------------------------------------------
@@ -179,6 +179,7 @@ class RayFront(AvatarServer):
         for name in remove:
             slot = self.placement.hosts[name]
             log.info("ray: removing idle host %s", name)
+            self.placement.lost(slot)  # no new session may land on it while it closes
             with contextlib.suppress(RayError, TimeoutError):
                 await asyncio.wait_for(slot.handle.close_all.remote(), self.options.report_timeout_s)
             self._drop(slot)
