@@ -188,7 +188,8 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def _median(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) else round(statistics.median(v for v in values if v is not None), 3)
+    present = [v for v in values if v is not None]
+    return round(statistics.median(present), 3) if len(present) == len(values) else None
 
 
 def _overhead(single: dict[str, Any], ray_path: dict[str, Any]) -> dict[str, float | None]:
