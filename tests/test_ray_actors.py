@@ -20,18 +20,18 @@ from emostream.arkit import EmotionStyle
 from emostream.assets import asset_path
 from emostream.errors import DeviceError, EmostreamError
 from emostream.integrations.ray.front import RayFront, RayOptions, connect
-from emostream.integrations.ray.host import EngineSpec
-from emostream.streaming.webrtc.server import ServerConfig, SessionFactory
+from emostream.integrations.ray.host import EngineSpec, HostEngine
+from emostream.streaming.webrtc.server import ServerConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 TESTS = Path(__file__).resolve().parent
 
 
-def pattern_builder(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
+def pattern_builder(spec: EngineSpec, default_portrait: Path | None) -> HostEngine:
     def factory(portrait: Path | None, style: EmotionStyle) -> browser.fakes.SyncPatternSession:
         return browser.fakes.SyncPatternSession(size=64)
 
-    return factory, 25
+    return HostEngine(factory, 25, 64)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ async def test_crashed_host_is_restarted_by_ray(front: tuple[RayFront, str]) -> 
     await client.close()
 
 
-def failing_builder(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
+def failing_builder(spec: EngineSpec, default_portrait: Path | None) -> HostEngine:
     raise DeviceError("--device cuda was asked for but torch sees no CUDA GPU")
 
 

@@ -20,20 +20,20 @@ from test_webrtc_server import Client, _until
 from emostream.arkit import EmotionStyle
 from emostream.cli import main
 from emostream.integrations.ray.front import RayFront, RayOptions
-from emostream.integrations.ray.host import EngineSpec, SessionHost
+from emostream.integrations.ray.host import EngineSpec, HostEngine, SessionHost
 from emostream.integrations.ray.placement import HostLoad, HostSlot, Placement, ScalePolicy
-from emostream.streaming.webrtc.server import ServerConfig, SessionFactory
+from emostream.streaming.webrtc.server import ServerConfig
 
 pytestmark = pytest.mark.timeout(120)
 
 BUSY_2 = "Server busy: all 2 avatar sessions are in use; try again later."
 
 
-def pattern_builder(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
+def pattern_builder(spec: EngineSpec, default_portrait: Path | None) -> HostEngine:
     def factory(portrait: Path | None, style: EmotionStyle) -> SyncPatternSession:
         return SyncPatternSession(size=64)
 
-    return factory, 25
+    return HostEngine(factory, 25, 64)
 
 
 # --- placement on its own ------------------------------------------------------------------

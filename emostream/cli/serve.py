@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from emostream.arkit import EmotionStyle
+from emostream.cli.options import crop_option, framing_from, max_side_option
 from emostream.errors import InputError
 
 
@@ -30,7 +31,9 @@ def register(app: typer.Typer) -> None:
             "(default: none, no STUN traffic).",
         ),
         renderer: str = typer.Option("analytic", "--renderer", help="Renderer: analytic or fomm."),
-        size: int = typer.Option(256, "--size", help="Output frame size in pixels (square)."),
+        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=True),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         ray_address: str | None = typer.Option(
             None,
@@ -67,6 +70,7 @@ def register(app: typer.Typer) -> None:
         if image is not None and not image.is_file():
             raise InputError("portrait image not found", image)
         rtc_configuration(ice_server)  # validates the URLs before anything loads
+        framing = framing_from(crop, max_side)
         if ray_address is not None:
             # deferred: ray (optional dependency, the `ray` extra)
             from emostream.integrations.ray.cli import RayServeArgs, serve_on_ray
@@ -74,21 +78,21 @@ def register(app: typer.Typer) -> None:
             args = RayServeArgs(
                 address=ray_address, host=host, port=port, image=image, max_sessions=max_sessions,
                 ice_servers=tuple(ice_server), renderer=renderer, size=size, device=device,
-                sessions_per_host=sessions_per_host, cpus_per_session=cpus_per_session,
+                framing=framing, sessions_per_host=sessions_per_host, cpus_per_session=cpus_per_session,
                 gpus_per_session=gpus_per_session, min_hosts=min_hosts,
                 max_hosts=max_hosts if max_hosts is not None else max(min_hosts, 1), idle_s=idle_s,
             )  # fmt: skip
             serve_on_ray(args, echo=typer.echo)
             return
-        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device))
-        engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
+        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device, framing=framing))
+        first = engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
         cfg = ServerConfig(
             host=host,
             port=port,
             max_sessions=max_sessions,
             ice_servers=tuple(ice_server),
             fps=engine.fps,
-            frame_size=size,
+            frame_size=max(first.width, first.height),  # the bitrate's scale
         )
 
         def new_session(portrait: Path | None, style: EmotionStyle) -> Session:

@@ -99,7 +99,11 @@ REFERENCE_FACES = ("astronaut", "grace_hopper")
 
 
 def reference_shape() -> tuple[np.ndarray, np.ndarray]:
-    shapes = [to_head_frame(detect_landmarks(img)) for name, img in sample_faces() if name in REFERENCE_FACES]
+    shapes = [
+        to_head_frame(detect_landmarks(img, check_pose=False))
+        for name, img in sample_faces()
+        if name in REFERENCE_FACES
+    ]
     v = np.mean(shapes, axis=0)
     mirror = mirror_map(v)
     flipped = v[mirror] * np.array([-1.0, 1.0, 1.0])

@@ -14,12 +14,21 @@ Metrics (JSON):
   glasses), a low ``blink_closure`` is a limit of the measurement, not only of the renderer;
 - ``smile_corr``: r of the mouth-corner lift (lip centre y − corner y, ÷ eye distance) with the
   commanded smile over the smile segment;
+- ``source_yaw_deg``: the photo's own yaw (``face.estimate_yaw_deg``; three-quarter views are
+  accepted up to ``MAX_SOURCE_YAW_DEG``);
 - ``head_yaw_corr``: r of the yaw estimated from the landmarks with the commanded yaw;
 - ``background_mae``: mean |Δ| (0–255) against the source of pixels far outside the face (outside
   the warp ring, 8 px margin), over all frames;
 - ``flicker``: mean |Δ| between consecutive frames of a static segment (the whole frame);
 - ``ms_per_frame_256`` / ``ms_per_frame_512``: CPU time per rendered frame (``process_time``, one
-  thread; robust to other load on the machine).
+  thread; robust to other load on the machine);
+- ``mirror_score``: the mirrored-content detector (render/mirror_check.py) at its worst over the
+  face crop and the whole-photo frame, still and with the head turned (below
+  ``MIRROR_THRESHOLD``: no mirrored copy); ``mirror_score_reflected``: the same detector on the
+  crop made with a reflected border instead (high where the crop reaches past the photo: the
+  detector's control).
+- the mouth interior's colour, detail and stability against the photo (``mouth_*``,
+  ``interior_*``, ``skin_chroma``, ``photo_tone_spread``): see render/eval_mouth.py.
 
 The contact sheet (neutral, jaw open, "oo", smile, blink, sad brows, head left/right) is written
 as a PNG per face.
@@ -38,6 +47,7 @@ from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE
 from emostream.arkit import motion_vector as _vec
 from emostream.render import topology as tp
 from emostream.render.analytic import AnalyticRenderer
+from emostream.render.eval_mouth import MouthMetrics, evaluate_mouth
 from emostream.render.face import (
     EYE_LOWER_SLICE,
     EYE_UPPER_SLICE,
@@ -46,7 +56,9 @@ from emostream.render.face import (
     eyelid_contours,
     track_landmarks,
 )
-from emostream.render.portrait import prepare_portrait
+from emostream.render.framing import Framing
+from emostream.render.mirror_check import mirror_score
+from emostream.render.portrait import Portrait, prepare_portrait
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -132,15 +144,20 @@ class RenderMetrics:
     blink_closure: float
     blink_control: float
     smile_corr: float
+    source_yaw_deg: float
     head_yaw_corr: float
     background_mae: float
     flicker: float
     ms_per_frame_256: float
     ms_per_frame_512: float
     fold_guard_min_alpha: float
+    mirror_score: float
+    mirror_score_reflected: float
+    mouth: MouthMetrics
 
     def to_dict(self) -> dict[str, float]:
-        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+        d = {k: round(float(v), 4) for k, v in asdict(self).items() if k != "mouth"}
+        return d | self.mouth.to_dict()
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -239,6 +256,23 @@ def contact_sheet(r: AnalyticRenderer, title: str = "") -> np.ndarray:
     return sheet
 
 
+#: Poses for the mirror check: still, head turned both ways with the jaw open, head tilted.
+MIRROR_POSES = np.stack(
+    [_vec(), _vec(yaw=0.4, jawOpen=0.5), _vec(yaw=-0.4, pitch=0.25), _vec(roll=0.25, pitch=-0.25)]
+)
+
+
+def mirror_scores(portrait: Portrait) -> tuple[float, float]:
+    """(worst mirror score of our frames, the score of the crop with a reflected border)."""
+    frames = [
+        *AnalyticRenderer(portrait, framing=Framing(crop="face")).render(MIRROR_POSES),
+        *AnalyticRenderer(portrait, framing=Framing(crop="photo")).render(MIRROR_POSES),
+    ]
+    s = portrait.size
+    reflected = cv2.warpAffine(portrait.image, portrait.crop_affine, (s, s), borderMode=cv2.BORDER_REFLECT101)
+    return max(mirror_score(f) for f in frames), mirror_score(reflected)
+
+
 def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: str = "") -> RenderMetrics:
     cv2.setNumThreads(1)
     script = scripted_motion()
@@ -288,12 +322,16 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     ms256 = _time_render(r, mot)
     r512 = AnalyticRenderer(prepare_portrait(img, 512))
     ms512 = _time_render(r512, mot)
+    mirror, mirror_reflected = mirror_scores(portrait)
+    mouth = evaluate_mouth(r512)
     if sheet_path is not None:
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(sheet_path), contact_sheet(r512, name)[:, :, ::-1])
     return RenderMetrics(
         lip_gap_corr=lip_gap_corr, blink_closure=blink_closure, blink_control=blink_control,
         smile_corr=smile_corr,
-        head_yaw_corr=head_yaw_corr, background_mae=background_mae, flicker=flicker,
-        ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)),
+        source_yaw_deg=estimate_yaw_deg(portrait.landmarks), head_yaw_corr=head_yaw_corr,
+        background_mae=background_mae, flicker=flicker,
+        ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)), mouth=mouth,
+        mirror_score=mirror, mirror_score_reflected=mirror_reflected,
     )  # fmt: skip

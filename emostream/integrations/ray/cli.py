@@ -16,6 +16,7 @@ from aiohttp import web
 from emostream.errors import ImageError
 from emostream.integrations.ray.front import RayFront, RayOptions, connect
 from emostream.integrations.ray.host import EngineSpec
+from emostream.render.framing import Framing
 from emostream.streaming.webrtc.ice import is_loopback_host
 from emostream.streaming.webrtc.portrait import check_face, decode_portrait
 from emostream.streaming.webrtc.server import ServerConfig
@@ -35,6 +36,7 @@ class RayServeArgs:
     renderer: str
     size: int
     device: str
+    framing: Framing | None
     sessions_per_host: int
     cpus_per_session: float
     gpus_per_session: float
@@ -67,7 +69,7 @@ def serve_on_ray(args: RayServeArgs, echo: Callable[[str], None] = print) -> Non
         idle_s=args.idle_s,
     )  # checks the options before anything starts
     png = portrait_png(args.image) if args.image is not None else None
-    spec = EngineSpec(renderer=args.renderer, size=args.size, device=args.device)
+    spec = EngineSpec(renderer=args.renderer, size=args.size, device=args.device, framing=args.framing)
     config = ServerConfig(
         host=args.host,
         port=args.port,

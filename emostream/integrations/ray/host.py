@@ -25,6 +25,7 @@ import ray
 from emostream.arkit import EmotionStyle
 from emostream.errors import ImageError
 from emostream.integrations.ray.placement import HostLoad
+from emostream.render.framing import Framing
 from emostream.streaming.webrtc.server import (
     AvatarServer,
     Offer,
@@ -42,24 +43,37 @@ class EngineSpec:
     renderer: str = "analytic"
     size: int = 256
     device: str = "cpu"
+    #: Crop and output size of the frames (``--crop``/``--max-side``); None: the engine's default.
+    framing: Framing | None = None
 
 
-#: EngineSpec + the default portrait's path on the host (None: the bundled one) → sessions.
-FactoryBuilder = Callable[[EngineSpec, Path | None], tuple[SessionFactory, int]]
+@dataclass(frozen=True)
+class HostEngine:
+    """What a host runs sessions with."""
+
+    factory: SessionFactory
+    fps: int
+    #: Longest side of the output frames (sets the pinned video bitrate).
+    frame_size: int
 
 
-def engine_factory(spec: EngineSpec, default_portrait: Path | None) -> tuple[SessionFactory, int]:
-    """Load the engine once; ``(new session factory, fps)``."""
+#: EngineSpec + the default portrait's path on the host (None: the bundled one) → HostEngine.
+FactoryBuilder = Callable[[EngineSpec, Path | None], HostEngine]
+
+
+def engine_factory(spec: EngineSpec, default_portrait: Path | None) -> HostEngine:
+    """Load the engine once."""
     # deferred: the engine (heavy: torch, onnxruntime), loaded in the host's process only
     from emostream.engine.pipeline import Engine, EngineConfig
 
-    engine = Engine.load(EngineConfig(renderer=spec.renderer, size=spec.size, device=spec.device))
-    engine.renderer_for(default_portrait)
+    config = EngineConfig(renderer=spec.renderer, size=spec.size, device=spec.device, framing=spec.framing)
+    engine = Engine.load(config)
+    first = engine.renderer_for(default_portrait)
 
     def new_session(portrait: Path | None, style: EmotionStyle) -> Any:
         return engine.new_session(portrait if portrait is not None else default_portrait, emotion=style)
 
-    return new_session, engine.fps
+    return HostEngine(new_session, engine.fps, max(first.width, first.height))
 
 
 class SessionHost:
@@ -79,18 +93,18 @@ class SessionHost:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"emostream-host-{name}-")
         self.folder = Path(self._tmp.name)
         default = self._write_portrait("default", default_portrait) if default_portrait else None
-        factory, fps = build(spec, default)
+        built = build(spec, default)
         cfg = ServerConfig(
             host=config.host,
             max_sessions=config.max_sessions,
             ice_servers=config.ice_servers,
-            fps=fps,
+            fps=built.fps,
             connect_timeout_s=config.connect_timeout_s,
             lead_s=config.lead_s,
             upload_dir=self.folder,
-            frame_size=spec.size,
+            frame_size=built.frame_size,
         )
-        self.server = AvatarServer(cfg, factory, id_prefix=f"{name}.{self.incarnation[:4]}.")
+        self.server = AvatarServer(cfg, built.factory, id_prefix=f"{name}.{self.incarnation[:4]}.")
         self._pending = 0
 
     def _write_portrait(self, pid: str, png: bytes) -> Path:
