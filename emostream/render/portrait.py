@@ -21,9 +21,9 @@ byte-identical (22,735 bytes) in ``emostream/assets/faces/`` (see ``emostream/as
 ``test_faces()`` (what ``eval render`` and the contact sheets use) adds two more identities,
 photos of PETSc developers from the PETSc team page (BSD-2-Clause documentation, Debian
 ``petsc3.18-doc``): ``kaushik`` (darker skin, moustache, smile with teeth; byte-identical) and
-``may`` (full beard; cropped and resized), and three copies derived by a fixed formula:
-``hopper_sepia`` (a sepia print), ``astronaut_gray`` (greyscale, with teeth) and ``hopper_lowres``
-(180 px on the long side); ``TEST_FACE_KINDS`` says what each face covers.
+``may`` (full beard, the head filling the frame; resized), and three copies derived by a fixed
+formula: ``hopper_sepia`` (a sepia print), ``astronaut_gray`` (greyscale, with teeth) and
+``hopper_lowres`` (180 px on the long side); ``TEST_FACE_KINDS`` says what each face covers.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ TEST_FACE_KINDS = {
     "astronaut_gray": "greyscale (derived), open smile with teeth",
     "hopper_lowres": "low resolution (derived): face ~70 px wide",
     "kaushik": "colour, darker (brown) skin, moustache, smile with teeth",
-    "may": "colour, full beard and moustache, closed-mouth neutral",
+    "may": "colour, full beard and moustache, closed mouth, head filling the frame",
 }
 
 
