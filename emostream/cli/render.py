@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from emostream.arkit import EmotionStyle
+from emostream.cli.options import crop_option, framing_from, max_side_option
 from emostream.config import check_fps
 from emostream.errors import ConfigError
 from emostream.livelink import read_livelink_csv, write_livelink_csv
@@ -27,14 +28,13 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(
             ..., "-o", "--output", help="Output mp4 (H.264 yuv420p, + AAC with --audio)."
         ),
-        size: int = typer.Option(256, "--size", help="Face crop size: 256 or 512."),
+        size: int = typer.Option(256, "--size", help="Face working resolution (crop side): 256 or 512."),
         renderer: str = typer.Option("analytic", "--renderer", help="analytic (CPU warp) or fomm (neural)."),
         checkpoint: Path = typer.Option(None, "--checkpoint", help="FOMM checkpoint (--renderer fomm)."),
         config: Path = typer.Option(None, "--config", help="FOMM YAML config (--renderer fomm)."),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda (neural stages)."),
-        paste_back: bool = typer.Option(
-            False, "--paste-back/--crop", help="Paste the face back into the full photo, or write the crop."
-        ),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=False),
         emotion: str = typer.Option(
             None, "--emotion", help="With --audio: NAME[:INTENSITY], e.g. happy:0.8."
         ),
@@ -53,12 +53,18 @@ def register(app: typer.Typer) -> None:
         from emostream.render.factory import create_renderer
 
         check_fps(fps)
+        framing = framing_from(crop, max_side)
         if (motion is None) == (audio is None):
             raise ConfigError("give exactly one of --motion (a Live Link Face CSV) or --audio (speech)")
         if motion is not None and (emotion or style or arkit_csv):
             raise ConfigError("--emotion, --style and --arkit-csv only apply with --audio")
         if emotion and style:
             raise ConfigError("give --emotion or --style, not both")
+        # the portrait first: a photo without a usable face fails before any audio model loads
+        r = create_renderer(
+            renderer, image, size=size, device=device, framing=framing,
+            checkpoint=checkpoint, config=config,
+        )  # fmt: skip
         pcm = None
         if motion is not None:
             seq = read_livelink_csv(motion, fps=fps).motion
@@ -74,9 +80,5 @@ def register(app: typer.Typer) -> None:
             )  # fmt: skip
             if arkit_csv is not None:
                 write_livelink_csv(arkit_csv, seq, fps=fps)
-        r = create_renderer(
-            renderer, image, size=size, device=device, paste_back=paste_back,
-            checkpoint=checkpoint, config=config,
-        )  # fmt: skip
         n = render_to_mp4(r, seq, output, fps=fps, audio=pcm)
         typer.echo(f"wrote {output} ({n} frames, {r.width}x{r.height} at {fps} fps)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from emostream.arkit import EmotionStyle
+from emostream.cli.options import crop_option, framing_from, max_side_option
 from emostream.errors import InputError
 
 
@@ -30,7 +31,9 @@ def register(app: typer.Typer) -> None:
             "(default: none, no STUN traffic).",
         ),
         renderer: str = typer.Option("analytic", "--renderer", help="Renderer: analytic or fomm."),
-        size: int = typer.Option(256, "--size", help="Output frame size in pixels (square)."),
+        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=True),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
@@ -44,15 +47,16 @@ def register(app: typer.Typer) -> None:
         if image is not None and not image.is_file():
             raise InputError("portrait image not found", image)
         rtc_configuration(ice_server)  # validates the URLs before anything loads
-        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device))
-        engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
+        framing = framing_from(crop, max_side)
+        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device, framing=framing))
+        first = engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
         cfg = ServerConfig(
             host=host,
             port=port,
             max_sessions=max_sessions,
             ice_servers=tuple(ice_server),
             fps=engine.fps,
-            frame_size=size,
+            frame_size=max(first.width, first.height),  # the bitrate's scale
         )
 
         def new_session(portrait: Path | None, style: EmotionStyle) -> Session:
