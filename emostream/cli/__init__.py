@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream",
     "camera",
     "render",
+    "agent",
 )
 
 _state = {"debug": False}
