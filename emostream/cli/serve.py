@@ -35,6 +35,29 @@ def register(app: typer.Typer) -> None:
         crop: str = crop_option(),
         max_side: int = max_side_option(live=True),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        ray_address: str | None = typer.Option(
+            None,
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the sessions on a Ray cluster: `auto` (the cluster this machine is part of), "
+            "a cluster address HOST:PORT, or `local` (a new one-machine cluster). Needs the `ray` extra.",
+        ),
+        sessions_per_host: int = typer.Option(
+            2, "--sessions-per-host", help="With --ray: sessions per session host (one engine each)."
+        ),
+        cpus_per_session: float = typer.Option(
+            1.0, "--cpus-per-session", help="With --ray: Ray CPUs each session reserves."
+        ),
+        gpus_per_session: float = typer.Option(
+            0.0, "--gpus-per-session", help="With --ray: fraction of a GPU each session reserves."
+        ),
+        min_hosts: int = typer.Option(1, "--min-hosts", help="With --ray: session hosts kept running."),
+        max_hosts: int | None = typer.Option(
+            None, "--max-hosts", help="With --ray: most session hosts (default: --min-hosts)."
+        ),
+        idle_s: float = typer.Option(
+            60.0, "--host-idle-s", help="With --ray: seconds an idle host above --min-hosts is kept."
+        ),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
         # deferred: the engine and aiortc (heavy), after the arguments are checked
@@ -48,6 +71,19 @@ def register(app: typer.Typer) -> None:
             raise InputError("portrait image not found", image)
         rtc_configuration(ice_server)  # validates the URLs before anything loads
         framing = framing_from(crop, max_side)
+        if ray_address is not None:
+            # deferred: ray (optional dependency, the `ray` extra)
+            from emostream.integrations.ray.cli import RayServeArgs, serve_on_ray
+
+            args = RayServeArgs(
+                address=ray_address, host=host, port=port, image=image, max_sessions=max_sessions,
+                ice_servers=tuple(ice_server), renderer=renderer, size=size, device=device,
+                framing=framing, sessions_per_host=sessions_per_host, cpus_per_session=cpus_per_session,
+                gpus_per_session=gpus_per_session, min_hosts=min_hosts,
+                max_hosts=max_hosts if max_hosts is not None else max(min_hosts, 1), idle_s=idle_s,
+            )  # fmt: skip
+            serve_on_ray(args, echo=typer.echo)
+            return
         engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device, framing=framing))
         first = engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
         cfg = ServerConfig(

@@ -85,6 +85,44 @@ class ServerConfig:
     frame_size: int | None = None
 
 
+@dataclass(frozen=True)
+class Offer:
+    """A parsed ``POST /offer`` body."""
+
+    sdp: str
+    style: EmotionStyle
+    #: Portrait id from ``POST /portrait`` (None: the server's default portrait).
+    portrait: str | None = None
+
+
+class OfferRejected(Exception):
+    """An offer the server cannot answer because of what the client sent (HTTP 400)."""
+
+
+def parse_offer(body: bytes) -> Offer:
+    """``POST /offer`` body → Offer; ValueError/TypeError/EmostreamError name what is wrong."""
+    if len(body) > MAX_OFFER_BYTES:
+        raise ValueError("offer too large")
+    params = json.loads(body)
+    if not isinstance(params, dict) or params.get("type") != "offer":
+        raise ValueError('expected {"sdp": ..., "type": "offer"}')
+    sdp = params.get("sdp")
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ValueError("missing or malformed sdp")
+    style = EmotionStyle(str(params.get("emotion", "neutral")).lower(), float(params.get("intensity", 1.0)))
+    pid = params.get("portrait")
+    return Offer(sdp, style, str(pid) if pid else None)
+
+
+def busy_message(max_sessions: int) -> str:
+    return f"Server busy: all {max_sessions} avatar sessions are in use; try again later."
+
+
+def busy_response(max_sessions: int) -> web.Response:
+    """The 503 answer beyond capacity (the Ray front answers the same)."""
+    return web.json_response({"error": busy_message(max_sessions)}, status=503, headers={"Retry-After": "10"})
+
+
 def web_root() -> resources.abc.Traversable:
     return resources.files("emostream.streaming") / "web"
 
@@ -221,8 +259,12 @@ class PeerSession:
 class AvatarServer:
     """The app and its live peers. ``app`` is an aiohttp Application; ``peers`` the live ones."""
 
-    def __init__(self, config: ServerConfig, session_factory: SessionFactory) -> None:
+    def __init__(
+        self, config: ServerConfig, session_factory: SessionFactory, *, id_prefix: str = "s"
+    ) -> None:
         self.config = config
+        #: Peer ids are ``id_prefix`` + a counter (a Ray session host adds its own prefix).
+        self.id_prefix = id_prefix
         self.session_factory = session_factory
         self.peers: dict[str, PeerSession] = {}
         self._ids = itertools.count(1)
@@ -291,12 +333,7 @@ class AvatarServer:
     # --- signalling ---------------------------------------------------------------------
     async def offer(self, request: web.Request) -> web.Response:
         if len(self.peers) + self._pending >= self.config.max_sessions:
-            n = self.config.max_sessions
-            return web.json_response(
-                {"error": f"Server busy: all {n} avatar sessions are in use; try again later."},
-                status=503,
-                headers={"Retry-After": "10"},
-            )
+            return busy_response(self.config.max_sessions)
         self._pending += 1
         try:
             return await self._answer(request)
@@ -305,36 +342,32 @@ class AvatarServer:
 
     async def _answer(self, request: web.Request) -> web.Response:
         try:
-            body = await request.content.read(MAX_OFFER_BYTES + 1)
-            if len(body) > MAX_OFFER_BYTES:
-                raise ValueError("offer too large")
-            params = json.loads(body)
-            if not isinstance(params, dict) or params.get("type") != "offer":
-                raise ValueError('expected {"sdp": ..., "type": "offer"}')
-            sdp = params.get("sdp")
-            if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-                raise ValueError("missing or malformed sdp")
-            style = EmotionStyle(
-                str(params.get("emotion", "neutral")).lower(), float(params.get("intensity", 1.0))
-            )
-            pid = params.get("portrait")
-            portrait = self.portraits.path(str(pid)) if pid else None
+            offer = parse_offer(await request.content.read(MAX_OFFER_BYTES + 1))
+            portrait = self.portraits.path(offer.portrait) if offer.portrait else None
         except (ValueError, TypeError) as e:
             return web.json_response({"error": f"bad offer: {e}"}, status=400)
         except EmostreamError as e:
             return web.json_response({"error": str(e)}, status=400)
+        try:
+            answer = await self.answer_offer(offer, portrait)
+        except OfferRejected as e:
+            return web.json_response({"error": str(e)}, status=400)
+        return web.json_response(answer)
 
+    async def answer_offer(self, offer: Offer, portrait: Path | None) -> dict[str, str]:
+        """Open a peer for a parsed offer: ``{"sdp", "type": "answer", "id"}``. Raises
+        OfferRejected (the client's fault: a bad portrait or SDP). Capacity is the caller's."""
         loop = asyncio.get_running_loop()
         try:
-            session = await loop.run_in_executor(None, self.session_factory, portrait, style)
+            session = await loop.run_in_executor(None, self.session_factory, portrait, offer.style)
         except EmostreamError as e:
-            return web.json_response({"error": str(e)}, status=400)
+            raise OfferRejected(str(e)) from e
 
         pc = RTCPeerConnection(rtc_configuration(self.config.ice_servers))
         clock = MediaClock(self.config.lead_s)
         feed = AvatarFeed(clock, self.config.fps)
         peer = PeerSession(
-            id=f"s{next(self._ids)}",
+            id=f"{self.id_prefix}{next(self._ids)}",
             pc=pc,
             session=session,
             feed=feed,
@@ -344,7 +377,7 @@ class AvatarServer:
         )
         self._wire(peer)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             pc.addTrack(peer.audio)
             pc.addTrack(peer.video)
             for t in pc.getTransceivers():
@@ -354,14 +387,14 @@ class AvatarServer:
             await pc.setLocalDescription(answer)
         except Exception as e:  # aiortc raises ValueError/InternalError on SDP it rejects
             await peer.close()
-            return web.json_response({"error": f"cannot negotiate: {e}"}, status=400)
+            raise OfferRejected(f"cannot negotiate: {e}") from e
         self.peers[peer.id] = peer
         peer.spawn(peer.pump(), "pump")
         peer.spawn(peer.stats_loop(), "stats")
         peer.spawn(self._connect_watchdog(peer), "watchdog")
         log.info("peer %s: answered (%d live)", peer.id, len(self.peers))
         local = pc.localDescription
-        return web.json_response({"sdp": local.sdp, "type": local.type, "id": peer.id})
+        return {"sdp": local.sdp, "type": local.type, "id": peer.id}
 
     def _forget(self, peer: PeerSession) -> None:
         self.peers.pop(peer.id, None)
