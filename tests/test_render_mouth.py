@@ -205,7 +205,7 @@ def _with_moustache(img: np.ndarray, r) -> np.ndarray:
     cv2.fillPoly(mask, [np.round(band).astype(np.int32)], 1.0)
     rng = np.random.default_rng(3)
     strands = cv2.blur(rng.uniform(0, 1, (256, 256)).astype(np.float32), (1, 7))
-    hair = np.clip(40 + 120 * (strands - 0.5) * 6, 10, 160)
+    hair = np.clip(150 + 120 * (strands - 0.5) * 6, 60, 240)  # grey hair: it differs from the dark interior
     crop = p.crop.astype(np.float32)
     crop = crop * (1 - mask[..., None]) + hair[..., None] * mask[..., None]
     inv = cv2.invertAffineTransform(p.crop_affine)
