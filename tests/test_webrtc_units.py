@@ -20,6 +20,9 @@ from emostream.arkit import MOTION_DIM
 from emostream.errors import ConfigError, ImageError, InputError
 from emostream.streaming.webrtc import codecs, control, ice, portrait
 from emostream.streaming.webrtc.tracks import (
+    MAX_AUDIO_AHEAD_S,
+    MAX_PUT_WAIT_S,
+    MAX_START_WAIT_S,
     AUDIO_RATE,
     AUDIO_SAMPLES,
     OPUS_LOOKAHEAD,
@@ -219,7 +222,31 @@ async def test_audio_gap_is_silence_and_feed_is_bounded() -> None:
     more = asyncio.create_task(feed.put_audio(1920 + 48000, np.zeros(640, np.float32), 16000))
     await asyncio.sleep(0.1)
     assert blocked.done() and not more.done()
-    more.cancel()
+    # ...but never for good (issue 18, item 1): when the tracks do not consume, the oldest
+    # buffered audio is dropped after MAX_PUT_WAIT_S and the producer goes on.
+    await asyncio.wait_for(more, MAX_PUT_WAIT_S + 1.0)
+    assert feed.overflow_audio_samples > 0
+    assert len(feed.audio) <= MAX_AUDIO_AHEAD_S * AUDIO_RATE + 3 * 640  # + the chunk put
+
+
+async def test_tracks_start_without_any_video_from_the_session() -> None:
+    """Issue 18, item 1: an overloaded session drops every frame as late and yields only audio
+    (or nothing). The clock starts from the first item of any kind, or by the tracks after
+    MAX_START_WAIT_S; the video repeats a black frame and the audio flows."""
+    # Only audio from the session: the clock starts from it, the video track sends at once.
+    feed = AvatarFeed(MediaClock(lead_s=0.0), fps=25)
+    await feed.put_audio(0, np.full(640 * 5, 0.25, np.float32), 16000)
+    assert feed.clock.started
+    video, audio = AvatarVideoTrack(feed), AvatarAudioTrack(feed)
+    v = await asyncio.wait_for(video.recv(), 0.5)
+    a = await asyncio.wait_for(audio.recv(), 0.5)
+    assert v.pts == 0 and a.pts == 0 and video.stats.repeated == 1
+    # Nothing at all from the session: the tracks start the clock themselves.
+    idle = AvatarFeed(MediaClock(lead_s=0.0), fps=25)
+    t = time.monotonic()
+    frames = [await AvatarVideoTrack(idle).recv() for _ in range(1)]
+    assert idle.clock.started and time.monotonic() - t < MAX_START_WAIT_S + 0.5
+    assert frames[0].width == 16
 
 
 # --- CLI -----------------------------------------------------------------------------------

@@ -127,13 +127,13 @@ class PeerSession:
 
         try:
             async for item in self.session:
+                self.last_item = time.monotonic()
                 if isinstance(item, VideoFrame):
-                    first = not self.feed.clock.started
-                    due = session_frame_due(self.session, item.pts, item.fps) if first else None
-                    await self.feed.put_video(item.pts, item.rgb, due)
+                    await self.feed.put_video(item.pts, item.rgb)
                 elif isinstance(item, AudioFrame):
                     await self.feed.put_audio(item.pts, item.pcm, item.sample_rate)
                 elif isinstance(item, ArkitFrame):
+                    self.feed.start_clock(item.pts)
                     self.feed.last_motion = item.motion
             reason = "the avatar session ended"
         except EmostreamError as e:
