@@ -16,9 +16,11 @@ import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
+from browser.fakes import SyncPatternSession
 from test_webrtc_server import Client, _start, _until
 
 from emostream.arkit import EmotionStyle
+from emostream.engine.session import AudioFrame, VideoFrame
 from emostream.streaming.webrtc.guard import RateLimit
 from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
 
@@ -32,6 +34,59 @@ def engine() -> object:
     from emostream.engine.pipeline import Engine, EngineConfig
 
     return Engine.load(EngineConfig(size=256))
+
+
+class LateStartSession(SyncPatternSession):
+    """An overloaded session: for its first ``late_s`` every frame is dropped as late, so it
+    yields audio (and its clock runs) but no video; then video flows."""
+
+    def __init__(self, late_s: float) -> None:
+        super().__init__(size=64)
+        self.late_frames = round(late_s * self.fps)
+
+    async def _gen(self) -> AsyncIterator[AudioFrame | VideoFrame]:
+        async for item in super()._gen():
+            if isinstance(item, VideoFrame) and item.pts < self.late_frames:
+                continue
+            yield item
+
+
+async def test_overloaded_sessions_without_video_still_stream() -> None:
+    """Issue 18, item 1, as reported: four peers at once, every session's early frames dropped as
+    late. The media clock waited for a first video frame, so the tracks consumed nothing, the
+    feed's audio filled up after 2 s and blocked the session for good: zero video and audio
+    for 60 s. Now the clock starts anyway: video (the last frame repeated) within 2 s, audio
+    all along, and the session's frames once it catches up."""
+    sessions: list[LateStartSession] = []
+
+    def factory(portrait: Path | None, style: EmotionStyle) -> LateStartSession:
+        sessions.append(LateStartSession(late_s=3.0))
+        return sessions[-1]
+
+    server = AvatarServer(ServerConfig(max_sessions=4), factory)  # type: ignore[arg-type]
+    runner = web.AppRunner(server.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    clients = [Client() for _ in range(4)]
+    try:
+        results = await asyncio.gather(*(c.connect(url) for c in clients))
+        connected = time.monotonic()
+        assert [s for s, _ in results] == [200] * 4
+        await _until(lambda: all(c.video and c.audio for c in clients), timeout=10)
+        first = [c.video[0][0] - connected for c in clients]
+        assert max(first) < 2.0, f"first video after {[round(t, 2) for t in first]} s"
+        # The sessions' own frames (grey, white once a second) arrive after their late start.
+        await _until(lambda: all(any(img.mean() > 20 for _, _, img in c.video) for c in clients), timeout=10)
+        now = time.monotonic()
+        for c in clients:
+            assert any(t > now - 1.0 for t, _, _ in c.audio), "audio stalled"
+    finally:
+        for c in clients:
+            await c.close()
+        await server.close_all()
+        await runner.cleanup()
 
 
 async def test_four_peers_at_once_all_get_video_within_2_s(engine: object) -> None:

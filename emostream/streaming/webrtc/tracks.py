@@ -62,7 +62,7 @@ MAX_AUDIO_AHEAD_S = 2.0
 #: Longest a producer waits for room in the feed before the oldest buffered media is dropped.
 MAX_PUT_WAIT_S = 0.5
 #: Longest the tracks wait for the session's first item before they start the clock themselves.
-MAX_START_WAIT_S = 1.0
+MAX_START_WAIT_S = 0.25
 #: Decoded microphone frames allowed to wait in aiortc's (unbounded) receive queue.
 MAX_MIC_BACKLOG = 10
 #: Video send times kept per track (~3 min at 25 fps).
