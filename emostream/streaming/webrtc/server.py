@@ -84,8 +84,9 @@ class ServerConfig:
     max_sessions: int = 4
     ice_servers: tuple[str, ...] = ()
     fps: int = 25
-    #: Seconds a new peer connection may take to connect before it is dropped.
-    connect_timeout_s: float = 20.0
+    #: Seconds a new peer connection may take to connect before it is dropped (ICE over
+    #: loopback or a LAN takes well under 1 s, through TURN a few seconds).
+    connect_timeout_s: float = 10.0
     #: Jitter margin between a session frame's arrival and its send time (see tracks).
     lead_s: float = DEFAULT_LEAD_S
     upload_dir: Path | None = None
