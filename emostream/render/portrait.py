@@ -29,7 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emostream.errors import ImageError
+from emostream.errors import ConfigError, ImageError
 from emostream.render.face import detect_landmarks
 
 CROP_SCALE = 1.9
@@ -164,8 +164,8 @@ def crop_affine_for(lm: np.ndarray, size: int) -> np.ndarray:
 def prepare_portrait(
     img: np.ndarray, size: int = 256, *, path: str | Path | None = None, use_cache: bool = True
 ) -> Portrait:
-    if size not in (256, 512):
-        raise ImageError(f"output size must be 256 or 512, got {size}", path)
+    if size not in (256, 512):  # an option, not a fault of the image file
+        raise ConfigError(f"--size must be 256 or 512, got {size}")
     lm = cached_landmarks(img, path=path, use_cache=use_cache)
     m = crop_affine_for(lm, size)
     crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR if m[0, 0] < 1 else cv2.INTER_CUBIC,
