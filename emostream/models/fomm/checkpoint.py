@@ -72,10 +72,15 @@ def _load_failure(e: BaseException) -> str:
     """One line for a failed safe load. PyTorch's own message advises retrying with
     ``weights_only=False``, i.e. running the file's pickled code: never passed on."""
     text = str(e)
-    if "Weights only load failed" in text:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        what = f" (it references {found.group(1)})" if found else ""
-        return f"the checkpoint holds Python objects besides tensors{what}; only plain tensor checkpoints are loaded"
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"the checkpoint holds Python objects besides tensors (it references {found.group(1)}); "
+            "only plain tensor checkpoints are loaded"
+        )
+    if "Weights only load failed" in text:  # keep only the unpickler's own complaint
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n|$)", text)
+        text = detail.group(1) if detail else "not a tensor file"
     first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return f"truncated or not a torch checkpoint ({first})"
 

@@ -18,6 +18,12 @@ from pathlib import Path
 from emostream.errors import InputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _reason(e: OSError) -> str:
     return e.strerror or str(e)
 
@@ -47,6 +53,7 @@ class PartFile:
             raise InputError(f"cannot write the output: {_reason(e)}", self.path) from e
         os.close(fd)
         self.tmp = Path(tmp)
+        os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> what open() would have made
 
     def commit(self) -> Path:
         try:
