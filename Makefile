@@ -18,10 +18,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/test.sh $(VENV)
 
+# ruff, mypy, and import-linter's layer contracts ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check emostream tests benchmarks
 	$(VENV)/bin/ruff format --check emostream tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

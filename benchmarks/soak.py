@@ -48,7 +48,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from emostream.assets import sample_path
-from emostream.streaming.audio_io import load_audio
+from emostream.media.audio import load_audio
 
 #: A session whose video pauses longer than this (or starts later) counts as stalled.
 STALL_S = 2.0

@@ -41,7 +41,7 @@ import json, resource, sys, time
 from pathlib import Path
 from emostream.errors import ImageError
 from emostream.streaming.webrtc.portrait import decode_portrait
-from emostream.streaming.image_io import load_image_rgb
+from emostream.media.image import load_image_rgb
 
 data = Path(sys.argv[1]).read_bytes()
 out = {}

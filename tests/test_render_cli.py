@@ -92,8 +92,31 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {
         "lip_gap_corr", "blink_closure", "blink_control", "smile_corr", "head_yaw_corr", "background_mae",
-        "flicker", "ms_per_frame_256", "ms_per_frame_512",
+        "flicker", "ms_per_frame_256", "ms_per_frame_512", "mouth_chroma", "skin_chroma",
+        "mouth_hue_diff_deg", "photo_tone_spread", "mouth_tone_dist", "mouth_colour_ok",
+        "interior_sharpness_rel", "interior_noise_rel", "interior_detail_ok", "interior_temporal_mad",
+        "source_yaw_deg",
     }  # fmt: skip
     assert res["lip_gap_corr"] > 0.9 and res["head_yaw_corr"] > 0.9 and res["smile_corr"] > 0.8
     assert res["background_mae"] < 2 and res["flicker"] < 1
     assert (tmp_path / "astronaut.png").stat().st_size > 10_000
+    assert res["interior_temporal_mad"] < 1  # the interior holds still while the jaw does
+    assert abs(res["source_yaw_deg"]) < 10
+
+
+def test_eval_render_sheets_before_after(tmp_path: Path, render_cache: None) -> None:
+    from emostream.render.sheets import read_sheet
+
+    before, after = tmp_path / "before", tmp_path / "after"
+    main(["eval", "render", "--image", "astronaut", "--sheets", str(before), "--sheets-only"])
+    sheet = read_sheet(before / "astronaut.png")
+    assert sheet.shape[1] == 4 * 512  # 512² tiles, four to a row
+    main(["eval", "render", "--image", "astronaut", "--image", "hopper_sepia", "--sheets", str(after),
+          "--sheets-only", "--before", str(before), "--strip", str(tmp_path / "strip.jpg")])  # fmt: skip
+    assert (after / "overview.png").is_file() and (after / "hopper_sepia.png").is_file()
+    pair = read_sheet(after / "astronaut-before-after.png")
+    assert pair.shape[0] == 2 * (sheet.shape[0] + 28)  # before over after, each under a label band
+    assert not (after / "hopper_sepia-before-after.png").exists()  # no earlier sheet for it
+    assert (after / "overview-before-after.png").is_file()
+    strip = read_sheet(tmp_path / "strip.jpg")
+    assert strip.shape == (2 * (160 + 28), 5 * 160, 3)  # astronaut before + after, five poses

@@ -108,8 +108,8 @@ def test_render_audio_streams_and_matches_the_whole_file_pass(
     (here 1 s blocks); the motion equals the whole-file pass."""
     from emostream.apps import render_audio as ra
     from emostream.render.factory import create_renderer
-    from emostream.render.video import motion_from_audio
-    from emostream.streaming.audio_io import load_audio
+    from emostream.apps.render_video import motion_from_audio
+    from emostream.media.audio import load_audio
 
     monkeypatch.setattr(ra, "BLOCK", 16000)
     out = tmp_path / "a.mp4"

@@ -97,11 +97,18 @@ def test_profile_view_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         face.detect_landmarks(default_portrait(), path="side.jpg")
 
 
-def test_yaw_estimate_from_landmarks(astronaut_256) -> None:
-    lm = astronaut_256.landmarks.copy()
-    assert abs(face.estimate_yaw_deg(lm)) < 10
-    lm[1, 0] = lm[263, 0] - 0.02 * (lm[263, 0] - lm[33, 0])  # nose tip near one eye corner
-    assert face.estimate_yaw_deg(lm) > 60
+def test_yaw_estimate_follows_the_rig_convention(astronaut_256) -> None:
+    """The rig's yaw > 0 (face towards the image's right) reads > 0, by about YAW_GAIN x the turn."""
+    from emostream.arkit import motion_vector
+    from emostream.render.rig import Rig
+
+    rig = Rig(astronaut_256.landmarks)
+    base = face.estimate_yaw_deg(astronaut_256.landmarks)
+    assert abs(base) < 10
+    for rad in (-0.4, 0.4):
+        lm = rig.evaluate(motion_vector(yaw=rad)[None])[0]
+        turn = face.estimate_yaw_deg(lm) - base
+        assert turn == pytest.approx(face.YAW_GAIN * np.degrees(rad), abs=3), rad
 
 
 def test_several_faces_take_the_largest(caplog: pytest.LogCaptureFixture) -> None:
@@ -123,3 +130,17 @@ def test_unreadable_image_file(tmp_path) -> None:
         load_image(bad)
     with pytest.raises(ImageError):
         load_image(tmp_path / "missing.png")
+
+
+def test_derived_test_faces_cover_their_kinds(render_cache: None) -> None:
+    from emostream.render.portrait import TEST_FACE_KINDS, test_faces
+
+    faces = dict(test_faces())
+    assert set(faces) == set(TEST_FACE_KINDS)
+    gray, sepia, low = faces["astronaut_gray"], faces["hopper_sepia"], faces["hopper_lowres"]
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    r, g, b = (sepia[..., i].astype(int) for i in range(3))
+    assert (r >= g).all() and (g >= b).all() and (r - b).mean() > 40  # warm monochrome
+    lm = face.detect_landmarks(low)
+    width = float(lm[:, 0].max() - lm[:, 0].min())
+    assert max(low.shape[:2]) <= 200 and 40 < width < 300  # a low-resolution face, still accepted

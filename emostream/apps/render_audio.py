@@ -20,7 +20,7 @@ from emostream.config import DEFAULT_FPS, SAMPLE_RATE, frames_covering
 from emostream.engine.features import Featurizer
 from emostream.errors import AudioError, InputError
 from emostream.render.base import Renderer
-from emostream.streaming.audio_io import check_file, iter_audio
+from emostream.media.audio import check_file, iter_audio
 from emostream.streaming.sinks.mp4 import Mp4Writer
 
 #: Audio decoded per step (samples): 10 s.

@@ -18,7 +18,7 @@ import numpy as np
 from emostream.assets import SAMPLE_TEXT, sample_path
 from emostream.config import SAMPLE_RATE
 from emostream.errors import DependencyError
-from emostream.streaming.audio_io import load_audio
+from emostream.media.audio import load_audio
 
 PEAK = 10 ** (-3 / 20)
 

@@ -26,9 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from emostream.arkit import EmotionStyle
+from emostream.engine.motion import TEACHER_WEIGHTS, MotionEngine, weights_path
 from emostream.errors import CheckpointError
+from emostream.models.emodiff import EmoDiff, EmoDiffConfig
+from emostream.models.fomm.checkpoint import build_model
+from emostream.models.fomm.config import load_config
+from emostream.render.analytic import AnalyticRenderer
+from emostream.render.eval import scripted_motion
+from emostream.render.fomm_renderer import FommRenderer
+from emostream.render.portrait import load_image, prepare_portrait
 
 #: Keys of the flat ``ratios`` summary (also merged into ``emostream bench``'s JSON).
 RATIO_KEYS = (
@@ -86,11 +95,6 @@ def _motion_engine(
     path: str | None, steps: int | None, backend: str, device: str, *, teacher: bool = False
 ) -> tuple[Any, str]:
     """(MotionEngine without refiner, where its weights came from)."""
-    import torch
-
-    from emostream.engine.motion import TEACHER_WEIGHTS, MotionEngine, weights_path
-    from emostream.models.emodiff import EmoDiff, EmoDiffConfig
-
     if path is not None:
         return MotionEngine.load(path, device=device, backend=backend, steps=steps, refiner=False), path
     p = weights_path(TEACHER_WEIGHTS) if teacher else weights_path()  # the shipped weights
@@ -121,8 +125,6 @@ def _stream_cost(eng: Any, frames: int, reps: int) -> dict[str, float]:
 
 def compare_motion(cfg: CompareConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """(sampler section, motion_backend section)."""
-    from emostream.engine.motion import weights_path
-
     teacher, t_src = _motion_engine(cfg.teacher_path, None, "torch", cfg.device, teacher=True)
     d_path = cfg.motion_path
     if d_path is None and not weights_path().with_suffix(".safetensors").is_file():
@@ -154,13 +156,6 @@ def _render_cost(renderer: Any, motion: np.ndarray, batch: int, reps: int, frame
 
 
 def _fomm_renderer(portrait: Any, name: str, batch: int, device: str) -> Any:
-    import torch
-
-    from emostream.models.fomm.checkpoint import build_model
-    from emostream.models.fomm.config import load_config
-    from emostream.render.analytic import AnalyticRenderer
-    from emostream.render.fomm_renderer import FommRenderer
-
     torch.manual_seed(0)
     model = build_model(load_config(name))
     backend = "torch-cuda" if device.startswith("cuda") else "torch-cpu"
@@ -173,10 +168,6 @@ def _fomm_renderer(portrait: Any, name: str, batch: int, device: str) -> Any:
 
 def compare_render(cfg: CompareConfig) -> dict[str, Any]:
     """Sections renderer, size and batch."""
-    from emostream.render.analytic import AnalyticRenderer
-    from emostream.render.eval import scripted_motion
-    from emostream.render.portrait import load_image, prepare_portrait
-
     motion = scripted_motion().motion
     img = load_image(None)
     p256, p512 = prepare_portrait(img, 256), prepare_portrait(img, 512)
@@ -245,8 +236,6 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
 def default_teacher() -> str | None:
     """The teacher checkpoint to compare against when none is given: the shipped one, else the
     EmoDiff engineer's training output (``out/emodiff/teacher``) when present."""
-    from emostream.engine.motion import TEACHER_WEIGHTS, weights_path
-
     for p in (weights_path(TEACHER_WEIGHTS), Path("out/emodiff/teacher")):
         if p.with_suffix(".safetensors").is_file():
             return str(p)

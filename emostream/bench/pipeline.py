@@ -31,16 +31,27 @@ import platform
 import resource
 import time
 from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 from typing import Any
 
+import av
 import numpy as np
+import onnxruntime
+import torch
 
+from emostream import __version__
 from emostream.arkit import EmotionStyle
+from emostream.assets import sample_path
 from emostream.bench.compare import CompareConfig, run_compare
 from emostream.config import SAMPLE_RATE
+from emostream.engine.features import Featurizer
 from emostream.engine.pipeline import Engine, EngineConfig, offline_motion, offline_render
 from emostream.engine.session import Session, SessionConfig, SessionStats, VideoFrame
 from emostream.errors import ConfigError, DeviceError
+from emostream.media.audio import load_audio
+from emostream.streaming.runner import run_live
+from emostream.streaming.sources import FileSource
+from emostream.streaming.webrtc.codecs import VideoPolicy
 
 
 @dataclass(frozen=True)
@@ -84,9 +95,6 @@ class BenchConfig:
 
 
 def machine_info(device: str) -> dict[str, Any]:
-    import av
-    import torch
-
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -99,13 +107,7 @@ def machine_info(device: str) -> dict[str, Any]:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__}
     versions["av"] = av.__version__
-    try:
-        import onnxruntime
-
-        versions["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    from emostream import __version__
+    versions["onnxruntime"] = onnxruntime.__version__
 
     versions["emostream"] = __version__
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -121,8 +123,6 @@ def machine_info(device: str) -> dict[str, Any]:
 
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
-        import torch
-
         torch.cuda.synchronize()
 
 
@@ -144,9 +144,6 @@ def _median_ms(fn: Any, reps: int, per: int, device: str) -> tuple[float, float]
 
 
 def _speech(seconds: float) -> np.ndarray:
-    from emostream.assets import sample_path
-    from emostream.streaming.audio_io import load_audio
-
     one = load_audio(sample_path())
     n = int(seconds * SAMPLE_RATE)
     return np.resize(one, n).astype(np.float32)  # the sample, looped
@@ -155,8 +152,6 @@ def _speech(seconds: float) -> np.ndarray:
 def stage_times(engine: Engine, cfg: BenchConfig) -> tuple[dict[str, float | None], dict[str, float | None]]:
     """(median CPU ms per frame of each stage, the same as wall-clock ms), warm repetitions of a
     1 s block; a stage that does not run in this configuration is None."""
-    from emostream.engine.features import Featurizer
-
     fps = engine.fps
     audio = _speech(1.0)
     feats_block = Featurizer(fps).push(audio)
@@ -207,14 +202,9 @@ def _encode_ms(codec: str, frames: np.ndarray, fps: int) -> tuple[float, float]:
     """(median CPU ms, median wall ms) per frame to encode ``frames`` (as WebRTC/mp4 would:
     realtime settings at the server's pinned bitrate — libvpx's 256 kbit/s default makes it
     thrash at 512²; the encoder's own threads count in the CPU time)."""
-    import av
-
-    from emostream.streaming.webrtc.codecs import VideoPolicy
-
     ctx: Any = av.CodecContext.create(codec, "w")
     ctx.width, ctx.height = frames.shape[2], frames.shape[1]
     ctx.pix_fmt = "yuv420p"
-    from fractions import Fraction
 
     ctx.time_base = Fraction(1, fps)
     ctx.framerate = Fraction(fps, 1)
@@ -240,8 +230,6 @@ async def _live(
     sessions: list[Session], audio: np.ndarray, seconds: float
 ) -> list[tuple[SessionStats, float]]:
     """Feed each session ``audio`` paced in 20 ms chunks for ``seconds``; return stats + fps."""
-    from emostream.streaming.runner import run_live
-    from emostream.streaming.sources import FileSource
 
     async def one(s: Session) -> tuple[SessionStats, float]:
         src = FileSource("<bench>", realtime=True, audio=audio[: int(seconds * SAMPLE_RATE)])
@@ -295,18 +283,13 @@ def run_bench(
     ``"ratios"`` and its sections under ``"compare"``."""
     cfg = cfg.effective()
     if cfg.threads is not None:
-        import torch
-
         if cfg.threads < 1:
             raise ConfigError(f"--threads must be >= 1, got {cfg.threads}")
         torch.set_num_threads(cfg.threads)
     if cfg.size not in (256, 512):
         raise ConfigError(f"--size must be 256 or 512, got {cfg.size}")
-    if cfg.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise DeviceError("--device cuda asked for, but no CUDA GPU is available")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("--device cuda asked for, but no CUDA GPU is available")
     if engine is None:
         engine = Engine.load(
             EngineConfig(
@@ -383,9 +366,11 @@ STAGE_KEYS = ("features", "emodiff", "lip", "rig", "render", "encode_vp8", "enco
 
 def plot(result: dict[str, Any], raw: dict[str, Any], path: str) -> None:
     """Three panels: audio-to-frame latency histogram, per-stage bars, sessions vs fps."""
+    # deferred: matplotlib (heavy), only when plotting
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib.pyplot, once the headless Agg backend is chosen
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Measure the runtime on this machine and print the JSON result."""
+        # deferred: the benchmark (torch, onnxruntime; heavy), after the arguments are checked
         from emostream.bench.compare import CompareConfig, default_teacher
         from emostream.bench.pipeline import BenchConfig, plot, run_bench
         from emostream.bench.readme import update_readme

@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render speech with phone timing from every available engine plus real recordings,
         draw procedural emotional ARKit targets, and write shards + manifest."""
+        # deferred: the corpus builder (scipy, TTS engines; heavy), after the arguments are checked
         from emostream.training.corpus import build_corpus
 
         t0 = time.perf_counter()

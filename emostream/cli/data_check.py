@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Count hours per engine / emotion and flag misalignment (phones beyond the audio,
         speech phones where Silero VAD hears silence, long pauses where it hears speech)."""
+        # deferred: the corpus checker (scipy, onnxruntime; heavy), after the arguments are checked
         from emostream.training.check import check_corpus
 
         report = check_corpus(corpus, vad=not no_vad, workers=workers)

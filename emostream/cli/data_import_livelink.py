@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_FPS
 
 
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
         no_phones: bool = typer.Option(False, "--no-phones", help="Skip pocketsphinx phone recognition."),
     ) -> None:
         """Convert iPhone Live Link Face recordings into the training corpus format."""
-        from emostream.arkit import EmotionStyle
+        # deferred: the importer (scipy, pocketsphinx; heavy), after the arguments are checked
         from emostream.training.livelink_import import import_livelink
 
         m = import_livelink(src, out, fps=fps, emotion=EmotionStyle.parse(emotion), split=split,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from emostream.errors import InputError
+
 
 def register(app: typer.Typer) -> None:
     @app.command("show")
@@ -17,7 +19,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(Path("preview.png"), "-o", "--output", help="PNG to write."),
     ) -> None:
         """Waveform, phones on a time line, jawOpen, mouthClose, smile, brows, blinks, head pose."""
-        from emostream.errors import InputError
+        # deferred: the corpus reader and matplotlib (heavy), after the arguments are checked
         from emostream.training.corpus import load_corpus
         from emostream.training.preview import plot_utterance
 

@@ -10,10 +10,12 @@ import numpy as np
 import typer
 
 from emostream.arkit import EmotionStyle
+from emostream.assets import sample_path
 
 
 def save_strip(frames: list[np.ndarray], path: Path) -> None:
     """A horizontal PNG strip of RGB frames."""
+    # deferred: OpenCV (heavy), only to show the video
     import cv2
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +41,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The default portrait speaks the bundled sample live (paced in real time) into an mp4,
         then prints the latency summary."""
-        from emostream.assets import sample_path
+        # deferred: the engine (torch, av; heavy), after the arguments are checked
         from emostream.engine.pipeline import Engine, EngineConfig
         from emostream.engine.session import VideoFrame
         from emostream.streaming.runner import Mp4Sink, run_live

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import typer
 
+from emostream.errors import InputError
 from emostream.training.schema import Utterance
 
 
@@ -52,11 +54,15 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(True, "--json/--no-json", help="Print JSON (the only output format)."),
     ) -> None:
         """Mouth MAE, jawOpen correlation, bilabial closure and rest in silence, refiner on/off."""
+        # deferred: torch and the lip evaluation (heavy), after the arguments are checked
         import torch
 
         from emostream.engine.features import features_for
-        from emostream.engine.lip import LipRefiner
-        from emostream.errors import InputError
+        from emostream.engine.lip import LipRefiner, default_weights_path
+        from emostream.engine.motion import MotionEngine
+        from emostream.engine.vad import speech_probs
+        from emostream.models.emotion_classifier import load_classifier
+        from emostream.models.lip_ensemble import load_lip_net
         from emostream.training.corpus import load_corpus
         from emostream.training.eval_lip import evaluate, pad_utterance, plot_jaw, refine_sequence
 
@@ -71,11 +77,6 @@ def register(app: typer.Typer) -> None:
             utts = [pad_utterance(u, pad_silence) for u in utts]
         refiner = LipRefiner.load(ckpt, device=device, backend=backend)
         if gate_scale is not None or gate_bias is not None:
-            from dataclasses import replace
-
-            from emostream.engine.lip import default_weights_path
-            from emostream.models.lip_ensemble import load_lip_net
-
             net, _ = load_lip_net(default_weights_path() if ckpt is None else ckpt)
             net.cfg = replace(
                 net.cfg,
@@ -85,8 +86,6 @@ def register(app: typer.Typer) -> None:
             refiner = LipRefiner(net, backend=backend, device=device)
         base_fn: Callable[[Utterance, np.ndarray], np.ndarray] | None = None
         if motion != "none":
-            from emostream.engine.motion import MotionEngine
-
             engine = MotionEngine.load(
                 None if motion == "default" else Path(motion), device=device, backend=backend,
                 steps=steps, fps=utts[0].fps, refiner=False,
@@ -99,8 +98,6 @@ def register(app: typer.Typer) -> None:
 
         classify: Callable[[np.ndarray], int] | None = None
         if classifier is not None:
-            from emostream.models.emotion_classifier import load_classifier
-
             clf, _ = load_classifier(classifier)
 
             def classify_fn(m: np.ndarray) -> int:
@@ -108,8 +105,6 @@ def register(app: typer.Typer) -> None:
                     return int(clf(torch.from_numpy(m[None].astype(np.float32))).argmax(1)[0])
 
             classify = classify_fn
-        from emostream.engine.vad import speech_probs
-
         res = evaluate(utts, refiner, features_for, base_fn, classify, vad=speech_probs)
         doc = {
             "split": split,

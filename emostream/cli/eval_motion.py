@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(True, "--json/--no-json", help="Print the metrics as JSON."),
     ) -> None:
         """Mouth MAE, jaw correlation, emotion accuracy, diversity, seam jerk, teacher gap, speed."""
+        # deferred: the motion evaluation (torch; heavy), after the arguments are checked
         from emostream.training.eval_motion import evaluate
 
         ref: bool | str = False if no_refiner else (str(refiner) if refiner is not None else True)

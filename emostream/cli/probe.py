@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Describe FILE: audio (duration, rate, channels, codec, peak, RMS, speech fraction),
         image (size, mode, conversion) or Live Link Face CSV (frames, fps, columns)."""
-        from emostream.probe import PROBE_VAD_SECONDS, format_probe, probe
+        # deferred: PyAV, Pillow and onnxruntime (heavy), after the arguments are checked
+        from emostream.apps.probe import PROBE_VAD_SECONDS, format_probe, probe
 
         result = probe(file, vad_seconds=PROBE_VAD_SECONDS if vad_seconds is None else vad_seconds)
         typer.echo(json.dumps(result, indent=2) if as_json else format_probe(result))

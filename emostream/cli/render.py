@@ -13,8 +13,14 @@ import sys
 from pathlib import Path
 
 import typer
+from tqdm import tqdm
 
+from emostream.arkit import EmotionStyle
 from emostream.cli import options
+from emostream.config import check_fps
+from emostream.errors import ConfigError
+from emostream.livelink import read_livelink_csv, write_livelink_csv
+from emostream.streaming.sinks.outfile import check_writable
 
 
 def register(app: typer.Typer) -> None:
@@ -49,12 +55,6 @@ def register(app: typer.Typer) -> None:
         fps: int = typer.Option(25, "--fps", help="Video frame rate (25 or 30)."),
     ) -> None:
         """Render a talking portrait to mp4 (from ARKit motion, or from speech)."""
-        from emostream.arkit import EmotionStyle
-        from emostream.config import check_fps
-        from emostream.errors import ConfigError
-        from emostream.livelink import read_livelink_csv
-        from emostream.streaming.sinks.outfile import check_writable
-
         check_fps(fps)
         if (motion is None) == (audio is None):
             raise ConfigError("give exactly one of --motion (a Live Link Face CSV) or --audio (speech)")
@@ -73,30 +73,27 @@ def register(app: typer.Typer) -> None:
         ref = read_livelink_csv(style, fps=fps).motion if style is not None else None
         seq = read_livelink_csv(motion, fps=fps).motion if motion is not None else None
         if audio is not None:
-            from emostream.streaming.audio_io import audio_info
+            from emostream.media.audio import audio_info  # deferred: PyAV (heavy), only with --audio
 
             audio_info(audio)  # the header: a missing, empty or non-audio file fails now
-        from emostream.render.factory import create_renderer  # deferred: mediapipe, torch
+        # deferred: the renderer and PyAV (heavy), after the arguments are checked
+        from emostream.apps.render_audio import render_audio
+        from emostream.apps.render_video import render_to_mp4
+        from emostream.render.factory import create_renderer
 
         r = create_renderer(
             opts.renderer, image, size=opts.size, device=opts.device, paste_back=opts.paste_back,
             checkpoint=opts.checkpoint, config=opts.config,
         )  # fmt: skip
         if seq is not None:
-            from emostream.render.video import render_to_mp4
-
             n = render_to_mp4(r, seq, output, fps=fps)
         else:
-            from emostream.apps.render_audio import render_audio
-
             with _Progress(audio) as bar:
                 n, seq = render_audio(
                     r, audio, output, fps=fps, emotion=mood, style=ref, seed=seed, device=device,
                     progress=bar.update, keep_motion=arkit_csv is not None,
                 )  # fmt: skip
             if arkit_csv is not None and seq is not None:
-                from emostream.livelink import write_livelink_csv
-
                 write_livelink_csv(arkit_csv, seq, fps=fps)
         typer.echo(f"wrote {output} ({n} frames, {r.width}x{r.height} at {fps} fps)")
 
@@ -105,9 +102,7 @@ class _Progress:
     """A progress bar over the audio's duration, on stderr, only on a terminal."""
 
     def __init__(self, audio: Path) -> None:
-        from tqdm import tqdm
-
-        from emostream.streaming.audio_io import audio_info
+        from emostream.media.audio import audio_info  # deferred: PyAV (heavy), only with --audio
 
         total = audio_info(audio).duration_s
         self.bar = tqdm(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from emostream.arkit import EmotionStyle
 from emostream.cli import options
 from emostream.errors import ConfigError
 
@@ -68,7 +69,7 @@ def register(app: typer.Typer) -> None:
         ),  # fmt: skip
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
-        from emostream.arkit import EmotionStyle
+        # deferred: aiortc (heavy), after the arguments are checked
         from emostream.streaming.webrtc.guard import RateLimit
         from emostream.streaming.webrtc.ice import rtc_configuration
         from emostream.streaming.webrtc.server import AvatarServer, ServerConfig, check_listen

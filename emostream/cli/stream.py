@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class StreamOptions:
 
 
 def _source(o: StreamOptions) -> Any:
+    # deferred: the audio sources (PyAV, sounddevice; heavy), after the arguments are checked
     from emostream.streaming.sources import FileSource, MicSource, StdinSource
 
     if o.mic and o.audio:
@@ -66,6 +68,7 @@ def _source(o: StreamOptions) -> Any:
 
 
 def _sinks(o: StreamOptions, width: int, height: int, fps: int) -> list[Any]:
+    # deferred: the sinks (PyAV, pyvirtualcam; heavy), after the arguments are checked
     from emostream.streaming.runner import Mp4Sink
     from emostream.streaming.sinks import arkit, audio_out
     from emostream.streaming.sinks.camera import CameraSink
@@ -94,8 +97,8 @@ def _sinks(o: StreamOptions, width: int, height: int, fps: int) -> list[Any]:
 
 def _keyboard(session: Any, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
     """Keys while streaming: 1-8 emotion, +/- intensity, c clear (barge-in), q quit."""
+    # deferred: termios and tty (POSIX only), only for keyboard control
     import termios
-    import threading
     import tty
 
     if not sys.stdin.isatty():
@@ -133,6 +136,7 @@ def _keyboard(session: Any, loop: asyncio.AbstractEventLoop, stop: asyncio.Event
 
 
 async def _run(o: StreamOptions) -> Any:
+    # deferred: the engine (torch, av; heavy), after the arguments are checked
     from emostream.engine.pipeline import Engine, EngineConfig
     from emostream.engine.session import SessionConfig
     from emostream.streaming.runner import run_live
@@ -152,6 +156,7 @@ async def _run(o: StreamOptions) -> Any:
     sinks = _sinks(o, session.width, session.height, engine.fps)
     control = None
     if o.control_port is not None:
+        # deferred: aiohttp (heavy), only with --control-port
         from emostream.streaming.control_http import start_control_server
 
         control = await start_control_server(session, port=o.control_port)
@@ -186,6 +191,7 @@ def run_stream(o: StreamOptions) -> None:
 
 
 def list_devices() -> None:
+    # deferred: sounddevice (optional: needs the PortAudio library)
     from emostream.streaming.sources import list_input_devices
 
     devices = list_input_devices()

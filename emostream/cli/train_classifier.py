@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train the 8-way emotion classifier on corpus targets; prints its held-out accuracy."""
+        # deferred: torch and the trainer (heavy), after the arguments are checked
         import torch
 
         from emostream.training.corpus import load_corpus

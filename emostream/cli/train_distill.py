@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from emostream.errors import InputError
+
 
 def register(app: typer.Typer) -> None:
     @app.command("distill")
@@ -46,9 +48,9 @@ def register(app: typer.Typer) -> None:
         max_utts: int = typer.Option(0, "--max-utts", help="Use at most this many utterances (0: all)."),
     ) -> None:
         """Distill the teacher to --sampler-steps DDIM steps (progressive distillation)."""
+        # deferred: torch and the trainer (heavy), after the arguments are checked
         import torch
 
-        from emostream.errors import InputError
         from emostream.models.emodiff import load_emodiff
         from emostream.training.distill import DistillConfig, distill
         from emostream.training.train_emodiff import load_clips

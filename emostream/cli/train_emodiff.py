@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train the EmoDiff diffusion teacher (v-prediction, sliding-window prefix conditioning)."""
+        # deferred: torch and the trainer (heavy), after the arguments are checked
         import torch
 
         from emostream.training.corpus import read_manifest

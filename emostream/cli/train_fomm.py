@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from emostream.errors import DeviceError
+
 
 def register(app: typer.Typer) -> None:
     @app.command("fomm")
@@ -35,9 +37,9 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
     ) -> None:
         """Train FOMM (keypoint detector + generator) by reconstructing frames of the videos."""
+        # deferred: torch and the trainer (heavy), after the arguments are checked
         import torch
 
-        from emostream.errors import DeviceError
         from emostream.models.fomm.config import load_config
         from emostream.training.train_fomm import FommTrainConfig, load_videos, train_fomm
 

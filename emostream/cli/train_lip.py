@@ -6,11 +6,13 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from emostream.config import DEFAULT_FPS, DEFAULT_SEED
+from emostream.errors import DeviceError
 
 
 def _args_after(word: str) -> list[str]:
@@ -96,15 +98,17 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     ) -> None:
         """Train the lip refiner; re-running the same command resumes from OUT's checkpoint."""
+        # deferred: torch and the trainer (heavy), after the arguments are checked
         import torch
 
-        from emostream.errors import DeviceError
+        from emostream.models.lip_refiner import load_lip_checkpoint, save_lip_checkpoint
         from emostream.training.corpus import corpus_fingerprint
         from emostream.training.train_lip import (
             TRAIN_SPLITS,
             VAL_SPLIT,
             TrainLipConfig,
             add_priors,
+            calibrate_gate,
             emodiff_prior_generator,
             hold_out_real,
             items_for,
@@ -169,11 +173,6 @@ def register(app: typer.Typer) -> None:
         )
         doc = {"path": result["path"], **result["final"]}
         if calibrate_out is not None:
-            from dataclasses import replace
-
-            from emostream.models.lip_refiner import load_lip_checkpoint, save_lip_checkpoint
-            from emostream.training.train_lip import calibrate_gate
-
             model, old = load_lip_checkpoint(out)
             sets = {"val": val_items[: cfg.max_val * 4], "val_real": real_val_items}
             cal = calibrate_gate(model, sets)

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from emostream.config import DEFAULT_FPS
+from emostream.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,9 +35,9 @@ def register(app: typer.Typer) -> None:
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars."),
     ) -> None:
         """Average the members' mouth and closure logit, calibrate the gate on held-out validation sets."""
+        # deferred: torch and the trainer (heavy), after the arguments are checked
         import torch
 
-        from emostream.errors import ConfigError
         from emostream.models.lip_ensemble import save_lip_ensemble
         from emostream.training.lip_ensemble import build_ensemble, load_members, validation_sets
 

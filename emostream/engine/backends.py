@@ -83,6 +83,7 @@ def export_onnx(model: EmoDiff, path: str | Path | None = None, batch: int = 1) 
 
 class OnnxBackend:
     def __init__(self, model: EmoDiff, device: str = "cpu", threads: int = 1) -> None:
+        # deferred: onnxruntime (heavy), loaded only when the ONNX backend is chosen
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is a dependency

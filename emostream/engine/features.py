@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from emostream.config import DEFAULT_FPS, SAMPLE_RATE, check_fps, frame_start_sample, frames_covering
+from emostream.media.audio import load_audio
 
 N_MELS = 40
 SUBFRAMES = 4
@@ -196,8 +197,6 @@ def features_for(audio: np.ndarray, fps: int = DEFAULT_FPS, *, normalized: bool 
 
 def _stats(paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-band mean/std of raw log-mel over the given files (frames above −50 dB only)."""
-    from emostream.streaming.audio_io import load_audio
-
     rows = []
     for p in paths:
         raw = features_for(load_audio(p), normalized=False).reshape(-1, N_MELS)

@@ -38,8 +38,8 @@ import torch
 
 from emostream.arkit import EMOTION_INDEX, MOTION_DIM, MOUTH_SLICE, EmotionStyle
 from emostream.errors import CheckpointError, ConfigError, DependencyError, DeviceError, InputError
-from emostream.models.lip_ensemble import LipNet, load_lip_net
-from emostream.models.lip_refiner import CLIP_CHANNELS, NEUTRAL, ClipGraph, LipRefinerConfig, StepGraph
+from emostream.models.lip_ensemble import ClipGraph, LipNet, StepGraph, load_lip_net
+from emostream.models.lip_refiner import CLIP_CHANNELS, NEUTRAL, LipRefinerConfig
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def export_onnx(net: LipNet, step_path: str | Path, clip_path: str | Path) -> No
 
 class _OnnxBackend:
     def __init__(self, net: LipNet, device: str) -> None:
+        # deferred: onnxruntime (heavy), loaded only when the ONNX backend is chosen
         try:
             import onnxruntime as ort
         except ImportError as e:  # pragma: no cover - onnxruntime is a core dependency

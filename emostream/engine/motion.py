@@ -26,6 +26,7 @@ from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.config import DEFAULT_FPS, check_fps
 from emostream.engine.backends import make_backend
 from emostream.engine.blinks import BlinkShape, BlinkShaper
+from emostream.engine.lip import LipRefiner
 from emostream.engine.sampler import Guidance, WindowSampler, WindowSchedule
 from emostream.errors import CheckpointError, ConfigError, InputError
 from emostream.models.emodiff import EmoDiff, load_emodiff
@@ -71,7 +72,6 @@ def _load_refiner(refiner: bool | str | Path | Refiner | None, device: str, back
         return None
     if not isinstance(refiner, (bool, str, Path)):
         return refiner  # an already built refiner object (new_stream(style) -> push/flush/clear)
-    from emostream.engine.lip import LipRefiner
 
     if refiner is True:
         try:

@@ -1,9 +1,10 @@
 """The one audio → features + VAD → motion → frames core, shared by offline and live paths.
 
-``MotionPipeline`` is the streaming core: ``push(audio16k)`` any number of samples, get the
-motion frames (float32[m, 55]) that became computable; ``flush()`` at the end. Its output does
-not depend on how the audio is chunked. ``Engine`` holds what many sessions share (the
-motion model's weights, the renderers per portrait) and builds per-stream state cheaply.
+``MotionPipeline`` (``emostream.engine.stages``, re-exported here) is the streaming core:
+``push(audio16k)`` any number of samples, get the motion frames (float32[m, 55]) that became
+computable; ``flush()`` at the end. Its output does not depend on how the audio is chunked.
+``Engine`` holds what many sessions share (the motion model's weights, the renderers per portrait)
+and builds per-stream state cheaply; ``Engine.new_session`` wraps it in a live ``Session``.
 
 Offline entry points (used by ``emostream render --audio`` and tests):
 ``offline_motion(engine, audio)`` → float32[T, 55] and
@@ -15,196 +16,51 @@ through the same ``MotionPipeline``, so with a fixed seed both produce identical
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from emostream.arkit import MOTION_DIM, EmotionStyle
+from emostream.assets import sample_path
 from emostream.config import DEFAULT_FPS, DEFAULT_SEED, SAMPLE_RATE, check_fps, frames_covering
+from emostream.engine import features, vad
+from emostream.engine.blinks import BlinkShape
+from emostream.engine.clock import Clock
+from emostream.engine.session import Session, SessionConfig
+from emostream.engine.stages import (
+    FeatureStage,
+    MotionModel,
+    MotionPipeline,
+    MotionStream,
+    PortraitKey,
+    StageTimes,
+    VadStage,
+)
+from emostream.media.audio import load_audio
 from emostream.render.base import Renderer
+from emostream.render.factory import create_renderer
+from emostream.render.portrait import load_image, prepare_portrait
 
-if TYPE_CHECKING:
-    from emostream.engine.clock import Clock
-    from emostream.engine.session import Session, SessionConfig
-
-
-class FeatureStage(Protocol):
-    """Audio features per video frame (emostream.engine.features.Featurizer)."""
-
-    def push(self, audio: np.ndarray) -> np.ndarray: ...  # float32[n] -> float32[m, F]
-    def flush(self) -> np.ndarray: ...  # -> float32[m, F]
-
-
-class VadStage(Protocol):
-    """Speech probability per video frame (emostream.engine.vad.SileroVAD)."""
-
-    def push(self, audio: np.ndarray) -> np.ndarray: ...  # float32[n] -> float32[m]
-
-
-class MotionStream(Protocol):
-    """Per-stream motion sampler state (emostream.engine.motion.MotionEngine.new_stream)."""
-
-    def push(self, features: np.ndarray, vad: np.ndarray) -> np.ndarray: ...  # -> f32[m, 55]
-    def flush(self) -> np.ndarray: ...
-    def set_emotion(self, emotion: EmotionStyle) -> None: ...
-    def set_style(self, reference: np.ndarray) -> None: ...
-    def clear(self) -> int | None: ...  # frames dropped (None: none)
-
-
-class MotionModel(Protocol):
-    """Shared motion weights (emostream.engine.motion.MotionEngine)."""
-
-    @property
-    def latency_frames(self) -> int:
-        """Frame ``i`` is computable once features of frames ``<= i + latency_frames - 1`` are in."""
-        ...
-
-    def new_stream(self, seed: int, emotion: EmotionStyle) -> MotionStream: ...
-
-
-@dataclass
-class StageTimes:
-    """Cumulative seconds spent per stage (for stats and benchmarks)."""
-
-    features: float = 0.0
-    vad: float = 0.0
-    motion: float = 0.0
-    render: float = 0.0
-    frames_motion: int = 0
-    frames_rendered: int = 0
-
-    def per_frame_ms(self) -> dict[str, float]:
-        m = max(self.frames_motion, 1)
-        r = max(self.frames_rendered, 1)
-        return {
-            "features": 1000 * self.features / m,
-            "vad": 1000 * self.vad / m,
-            "motion": 1000 * self.motion / m,
-            "render": 1000 * self.render / r,
-        }
-
-
-class MotionPipeline:
-    """audio (16 kHz mono float32) → features + VAD → motion frames, one stream's state.
-
-    Not thread-safe: one owner (a session's worker thread, or the offline loop) calls it.
-    """
-
-    def __init__(
-        self,
-        featurizer: FeatureStage,
-        vad: VadStage,
-        stream: MotionStream,
-        *,
-        times: StageTimes | None = None,
-    ) -> None:
-        self.featurizer = featurizer
-        self.vad = vad
-        self.stream = stream
-        self.times = times if times is not None else StageTimes()
-        self._feat: list[np.ndarray] = []  # features not yet paired with VAD
-        self._vad: list[np.ndarray] = []
-        self._n_feat = 0
-        self._n_vad = 0
-        self._skip_feat = 0  # frames dropped by clear() whose features have not arrived yet
-        self._skip_vad = 0
-        self.frames_out = 0
-        self.samples_in = 0
-
-    def push(self, audio: np.ndarray) -> np.ndarray:
-        """float32[n] at 16 kHz -> float32[m, MOTION_DIM] newly computable frames."""
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise ValueError(f"pipeline audio must be 1-D, got shape {audio.shape}")
-        if audio.size == 0:
-            return np.zeros((0, MOTION_DIM), np.float32)
-        self.samples_in += audio.size
-        t = time.perf_counter()
-        self._add_features(self.featurizer.push(audio))
-        t1 = time.perf_counter()
-        self._add_vad(self.vad.push(audio))
-        t2 = time.perf_counter()
-        self.times.features += t1 - t
-        self.times.vad += t2 - t1
-        return self._run_motion(final=False)
-
-    def flush(self) -> np.ndarray:
-        """End of stream: emit every remaining frame (the lookahead is padded with silence)."""
-        t = time.perf_counter()
-        self._add_features(self.featurizer.flush())
-        self.times.features += time.perf_counter() - t
-        # VAD lags or leads the features by at most a frame: pad with silence (prob 0).
-        missing = self._n_feat + self._skip_vad - self._n_vad
-        if missing > 0:
-            self._add_vad(np.zeros(missing, np.float32))
-        return self._run_motion(final=True)
-
-    def clear(self) -> int:
-        """Barge-in: drop every frame whose features or VAD were computed but whose motion was
-        not returned yet (in the motion stream and queued here). Returns how many frames were
-        dropped: the next frame returned is that many frames later on the audio timeline.
-        (Audio still inside the featurizer/VAD look-ahead becomes the next frames.)"""
-        dropped = int(self.stream.clear() or 0)
-        ahead = max(self._n_feat, self._n_vad)  # one of the two is 0: they are paired eagerly
-        self._skip_feat += ahead - self._n_feat
-        self._skip_vad += ahead - self._n_vad
-        self._feat, self._vad = [], []
-        self._n_feat = self._n_vad = 0
-        return dropped + ahead
-
-    def set_emotion(self, style: EmotionStyle) -> None:
-        self.stream.set_emotion(style)
-
-    def set_style(self, reference: np.ndarray) -> None:
-        self.stream.set_style(reference)
-
-    def _add_features(self, feats: np.ndarray) -> None:
-        feats = np.asarray(feats, dtype=np.float32)
-        if self._skip_feat and len(feats):
-            k = min(self._skip_feat, len(feats))
-            feats, self._skip_feat = feats[k:], self._skip_feat - k
-        if len(feats):
-            self._feat.append(feats)
-            self._n_feat += len(feats)
-
-    def _add_vad(self, probs: np.ndarray) -> None:
-        probs = np.asarray(probs, dtype=np.float32).reshape(-1)
-        if self._skip_vad and len(probs):
-            k = min(self._skip_vad, len(probs))
-            probs, self._skip_vad = probs[k:], self._skip_vad - k
-        if len(probs):
-            self._vad.append(probs)
-            self._n_vad += len(probs)
-
-    def _run_motion(self, *, final: bool) -> np.ndarray:
-        n = min(self._n_feat, self._n_vad)
-        parts: list[np.ndarray] = []
-        t = time.perf_counter()
-        if n:
-            feats = np.concatenate(self._feat)
-            vad = np.concatenate(self._vad)
-            self._feat = [feats[n:]] if len(feats) > n else []
-            self._vad = [vad[n:]] if len(vad) > n else []
-            self._n_feat -= n
-            self._n_vad -= n
-            parts.append(np.asarray(self.stream.push(feats[:n], vad[:n]), np.float32))
-        if final:
-            parts.append(np.asarray(self.stream.flush(), np.float32))
-        self.times.motion += time.perf_counter() - t
-        parts = [p.reshape(-1, MOTION_DIM) for p in parts]
-        out = np.concatenate(parts) if parts else np.zeros((0, MOTION_DIM), np.float32)
-        self.frames_out += len(out)
-        self.times.frames_motion += len(out)
-        return out
-
-
-PortraitKey = str | Path | None
+__all__ = [
+    "MAX_CACHED_PORTRAITS",
+    "Engine",
+    "EngineConfig",
+    "FeatureStage",
+    "MotionModel",
+    "MotionPipeline",
+    "MotionStream",
+    "PortraitKey",
+    "StageTimes",
+    "VadStage",
+    "iter_offline_motion",
+    "offline_motion",
+    "offline_render",
+]
 
 
 @dataclass(frozen=True)
@@ -273,18 +129,14 @@ class Engine:
     @classmethod
     def load(cls, config: EngineConfig | None = None) -> Engine:
         """Load the real stages: features, Silero VAD, EmoDiff + refiner, a renderer."""
-        from emostream.engine import features, vad
+        # deferred: torch (heavy); the runtime alone (stage doubles, sessions, transports) never needs it
+        import torch
+
         from emostream.engine.motion import MotionEngine
-        from emostream.render.factory import create_renderer
-        from emostream.render.portrait import load_image, prepare_portrait
 
         cfg = config or EngineConfig()
         if cfg.device == "cpu" and cfg.torch_threads is not None:
-            import torch
-
             torch.set_num_threads(cfg.torch_threads)
-        from emostream.engine.blinks import BlinkShape
-
         motion = MotionEngine.load(
             cfg.motion_path, device=cfg.device, backend=cfg.resolved_backend, steps=cfg.steps,
             fps=cfg.fps, refiner=cfg.refiner, hop=cfg.hop,
@@ -326,9 +178,6 @@ class Engine:
     def warm_up(self, portrait: PortraitKey = None) -> None:
         """Run every stage once (allocations, kernel selection) so a session's first frame
         is not slowed by one-time costs."""
-        from emostream.assets import sample_path
-        from emostream.streaming.audio_io import load_audio
-
         speech = load_audio(sample_path())[:SAMPLE_RATE]  # speech and silence take different paths
         motion = offline_motion(self, np.concatenate([speech, np.zeros(SAMPLE_RATE // 2, np.float32)]))
         self.renderer_for(portrait).render(motion[:1])
@@ -367,8 +216,6 @@ class Engine:
         config: SessionConfig | None = None,
         clock: Clock | None = None,
     ) -> Session:
-        from emostream.engine.session import Session
-
         return Session(self, portrait, emotion=emotion, seed=seed, config=config, clock=clock)
 
 

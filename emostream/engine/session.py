@@ -58,18 +58,16 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from emostream.arkit import MOTION_DIM, EmotionStyle, MotionFrame
 from emostream.config import DEFAULT_SEED, SAMPLE_RATE, frame_start_sample, samples_per_frame
 from emostream.engine.clock import Clock, Schedule, WallClock
-from emostream.engine.pipeline import StageTimes
+from emostream.engine.stages import PortraitKey, SessionEngine, StageTimes
 from emostream.errors import AudioError, ConfigError, InputError
-
-if TYPE_CHECKING:
-    from emostream.engine.pipeline import Engine, PortraitKey
+from emostream.media.audio import StreamResampler
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +274,7 @@ class Session:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: SessionEngine,
         portrait: PortraitKey = None,
         *,
         emotion: EmotionStyle | None = None,
@@ -326,7 +324,7 @@ class Session:
         self._error: BaseException | None = None
         self._next_index = 0
         self._render_est = 0.0
-        self._resamplers: dict[int, Any] = {}
+        self._resamplers: dict[int, StreamResampler] = {}
         self._in_rate: int | None = None
         # consumer side (event loop)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -523,8 +521,6 @@ class Session:
         else:
             r = self._resamplers.get(rate)
             if r is None:
-                from emostream.streaming.audio_io import StreamResampler
-
                 r = self._resamplers[rate] = StreamResampler(rate)
             out.append(np.asarray(r.push(audio), np.float32))
         return np.concatenate(out) if len(out) > 1 else out[0]

@@ -58,6 +58,7 @@ def _session() -> Any:
     """One shared single-threaded CPU session (the model is tiny; threads only add jitter)."""
     global _SESSION
     if _SESSION is None:
+        # deferred: onnxruntime (heavy), loaded on the first VAD session
         import onnxruntime as ort
 
         opts = ort.SessionOptions()

@@ -29,7 +29,7 @@ from torch import nn
 from emostream.arkit import MOTION_DIM
 from emostream.errors import CheckpointError
 from emostream.models.style_encoder import StyleConfig, StyleEncoder
-from emostream.training.checkpoint import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
+from emostream.models.weights import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
 
 
 @dataclass(frozen=True)

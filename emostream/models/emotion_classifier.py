@@ -18,7 +18,7 @@ from torch import nn
 
 from emostream.arkit import MOTION_DIM, NUM_EMOTIONS
 from emostream.errors import CheckpointError
-from emostream.training.checkpoint import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
+from emostream.models.weights import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
 
 KIND = "emotion_classifier"
 

@@ -12,6 +12,9 @@ Members must agree on everything the stream feeds them: features, fps, lookahead
 
 Checkpoint: kind ``lip_ensemble``; config ``{"members": [member configs], "gate_scale", "gate_bias"}``;
 tensors ``members.K.<member tensor>``. ``load_lip_net`` reads either kind.
+
+``LipNet`` is either network, and ``StepGraph``/``ClipGraph`` wrap either for ONNX export (they live
+here, beside both networks, so ``lip_refiner`` does not import this module).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from torch import nn
 from emostream.errors import CheckpointError, ConfigError
 from emostream.models.lip_refiner import KIND as REFINER_KIND
 from emostream.models.lip_refiner import LipRefiner, LipRefinerConfig, closure_gate, load_lip_checkpoint
-from emostream.training.checkpoint import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
+from emostream.models.weights import checkpoint_paths, load_into, read_checkpoint_json, save_checkpoint
 
 KIND = "lip_ensemble"
 #: What must be equal across members for one stream to feed them all.
@@ -154,6 +157,36 @@ class LipEnsemble(nn.Module):
 
 #: Either network the engine can stream.
 LipNet = LipRefiner | LipEnsemble
+
+
+class StepGraph(nn.Module):
+    """Export wrapper for one streaming step (ONNX inputs/outputs by position; ``prior`` float[1, M]
+    is an input only with ``prior_input``)."""
+
+    def __init__(self, model: LipNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        feature: torch.Tensor,
+        style: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        prior: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.model.step(feature, style, h, c, prior)
+
+
+class ClipGraph(nn.Module):
+    """Export wrapper for the reference-clip emotion encoder: float[1, T_ref, 28] → float[1, D]."""
+
+    def __init__(self, model: LipNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_clip(clip)
 
 
 def save_lip_ensemble(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,15 +49,12 @@ from emostream.arkit import (
 )
 from emostream.config import DEFAULT_FPS, check_fps
 from emostream.errors import CheckpointError, ConfigError
-from emostream.training.checkpoint import (
+from emostream.models.weights import (
     checkpoint_paths,
     load_into,
     read_checkpoint_json,
     save_checkpoint,
 )
-
-if TYPE_CHECKING:
-    from emostream.models.lip_ensemble import LipNet
 
 #: Reference clips are encoded from these channels of the motion vector (everything but the mouth).
 CLIP_CHANNELS: tuple[int, ...] = NON_MOUTH_INDICES
@@ -294,36 +291,6 @@ class LipRefiner(nn.Module):
             cs.append(ck)
         raw, logit = self.head_raw(x, style, prior)  # [B, M], [B]
         return raw, logit, torch.stack(hs), torch.stack(cs)
-
-
-class StepGraph(nn.Module):
-    """Export wrapper for one streaming step (ONNX inputs/outputs by position; ``prior`` float[1, M]
-    is an input only with ``prior_input``)."""
-
-    def __init__(self, model: LipNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self,
-        feature: torch.Tensor,
-        style: torch.Tensor,
-        h: torch.Tensor,
-        c: torch.Tensor,
-        prior: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.model.step(feature, style, h, c, prior)
-
-
-class ClipGraph(nn.Module):
-    """Export wrapper for the reference-clip emotion encoder: float[1, T_ref, 28] → float[1, D]."""
-
-    def __init__(self, model: LipNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.model.encode_clip(clip)
 
 
 KIND = "lip_refiner"

@@ -24,9 +24,13 @@ import ast
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 
 from emostream.render import topology as tp
+from emostream.render.blendshapes import author_blendshapes
 from emostream.render.face import detect_landmarks, mediapipe_dir
+from emostream.render.portrait import sample_faces
 
 RIG_PATH = Path(__file__).resolve().parents[1] / "assets" / "rig" / "rig.npz"
 
@@ -79,9 +83,6 @@ def to_head_frame(lm: np.ndarray) -> np.ndarray:
 def mirror_map(v: np.ndarray) -> np.ndarray:
     """The left/right vertex permutation: an optimal assignment of each vertex to the nearest
     vertex of the x-mirrored shape, made an involution (i -> m[i] -> i)."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
     m = v * np.array([-1.0, 1.0, 1.0])
     cost = cdist(v, m)
     cost = cost + cost.T  # symmetric cost: pairs (i, j) and (j, i) cost the same
@@ -98,9 +99,11 @@ REFERENCE_FACES = ("astronaut", "grace_hopper")
 
 
 def reference_shape() -> tuple[np.ndarray, np.ndarray]:
-    from emostream.render.portrait import sample_faces
-
-    shapes = [to_head_frame(detect_landmarks(img)) for name, img in sample_faces() if name in REFERENCE_FACES]
+    shapes = [
+        to_head_frame(detect_landmarks(img, check_pose=False))
+        for name, img in sample_faces()
+        if name in REFERENCE_FACES
+    ]
     v = np.mean(shapes, axis=0)
     mirror = mirror_map(v)
     flipped = v[mirror] * np.array([-1.0, 1.0, 1.0])
@@ -109,8 +112,6 @@ def reference_shape() -> tuple[np.ndarray, np.ndarray]:
 
 
 def build(path: Path = RIG_PATH) -> Path:
-    from emostream.render.blendshapes import author_blendshapes
-
     ref, mirror = reference_shape()
     tris = tessellation_triangles()
     auth = author_blendshapes(ref, mirror)

@@ -14,12 +14,16 @@ Metrics (JSON):
   glasses), a low ``blink_closure`` is a limit of the measurement, not only of the renderer;
 - ``smile_corr``: r of the mouth-corner lift (lip centre y − corner y, ÷ eye distance) with the
   commanded smile over the smile segment;
+- ``source_yaw_deg``: the photo's own yaw (``face.estimate_yaw_deg``; three-quarter views are
+  accepted up to ``MAX_SOURCE_YAW_DEG``);
 - ``head_yaw_corr``: r of the yaw estimated from the landmarks with the commanded yaw;
 - ``background_mae``: mean |Δ| (0–255) against the source of pixels far outside the face (outside
   the warp ring, 8 px margin), over all frames;
 - ``flicker``: mean |Δ| between consecutive frames of a static segment (the whole frame);
 - ``ms_per_frame_256`` / ``ms_per_frame_512``: CPU time per rendered frame (``process_time``, one
-  thread; robust to other load on the machine).
+  thread; robust to other load on the machine);
+- the mouth interior's colour, detail and stability against the photo (``mouth_*``,
+  ``interior_*``, ``skin_chroma``, ``photo_tone_spread``): see render/eval_mouth.py.
 
 The contact sheet (neutral, jaw open, "oo", smile, blink, sad brows, head left/right) is written
 as a PNG per face.
@@ -38,6 +42,7 @@ from emostream.arkit import BLENDSHAPE_INDEX, HEAD_SLICE
 from emostream.arkit import motion_vector as _vec
 from emostream.render import topology as tp
 from emostream.render.analytic import AnalyticRenderer
+from emostream.render.eval_mouth import MouthMetrics, evaluate_mouth
 from emostream.render.face import (
     EYE_LOWER_SLICE,
     EYE_UPPER_SLICE,
@@ -132,15 +137,18 @@ class RenderMetrics:
     blink_closure: float
     blink_control: float
     smile_corr: float
+    source_yaw_deg: float
     head_yaw_corr: float
     background_mae: float
     flicker: float
     ms_per_frame_256: float
     ms_per_frame_512: float
     fold_guard_min_alpha: float
+    mouth: MouthMetrics
 
     def to_dict(self) -> dict[str, float]:
-        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+        d = {k: round(float(v), 4) for k, v in asdict(self).items() if k != "mouth"}
+        return d | self.mouth.to_dict()
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -288,12 +296,14 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     ms256 = _time_render(r, mot)
     r512 = AnalyticRenderer(prepare_portrait(img, 512))
     ms512 = _time_render(r512, mot)
+    mouth = evaluate_mouth(r512)
     if sheet_path is not None:
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(sheet_path), contact_sheet(r512, name)[:, :, ::-1])
     return RenderMetrics(
         lip_gap_corr=lip_gap_corr, blink_closure=blink_closure, blink_control=blink_control,
         smile_corr=smile_corr,
-        head_yaw_corr=head_yaw_corr, background_mae=background_mae, flicker=flicker,
-        ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)),
+        source_yaw_deg=estimate_yaw_deg(portrait.landmarks), head_yaw_corr=head_yaw_corr,
+        background_mae=background_mae, flicker=flicker,
+        ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)), mouth=mouth,
     )  # fmt: skip

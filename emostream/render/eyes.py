@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from emostream.render import topology as tp
 
@@ -154,8 +155,6 @@ class Eyelids:
 
 def _spline_basis(n: int, k: int) -> np.ndarray:
     """float[k, n]: weights of a natural cubic spline through n points (by index), at k samples."""
-    from scipy.interpolate import CubicSpline
-
     return np.asarray(CubicSpline(np.arange(n), np.eye(n), bc_type="natural")(np.linspace(0, n - 1, k)))
 
 

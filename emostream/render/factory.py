@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from emostream.errors import ConfigError, DependencyError
+from emostream.render.analytic import AnalyticRenderer
 from emostream.render.base import Renderer
 from emostream.render.portrait import Portrait, load_image, prepare_portrait
 
@@ -42,14 +43,13 @@ def create_renderer(
     if kind == "analytic":
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
-        from emostream.render.analytic import AnalyticRenderer
-
         # the analytic warp is CPU code by design; --device only affects neural stages
         return AnalyticRenderer(prepared, paste_back=paste_back)
     if checkpoint is None:
         raise ConfigError(
             "the fomm renderer needs --checkpoint (a FOMM checkpoint; train one with `emostream train fomm`)"
         )
+    # deferred: torch (heavy), only for the neural renderer
     try:
         from emostream.render.fomm_renderer import FommRenderer
     except ImportError as e:

@@ -27,6 +27,7 @@ from emostream.models.fomm.backends import FommBackend, create_backend
 from emostream.models.fomm.checkpoint import FommModel, load_fomm
 from emostream.models.fomm.config import FommConfig
 from emostream.models.fomm.keypoints import Keypoints, movement_scale, normalize_kp
+from emostream.render.analytic import AnalyticRenderer
 
 
 class RigSource(Protocol):
@@ -118,8 +119,6 @@ class FommRenderer:
         """Build from an emostream.render.portrait.Portrait and a checkpoint (+ YAML config; our
         own checkpoints embed theirs). ``device`` cpu -> torch-cpu fp32, cuda -> torch-cuda fp16;
         ``backend`` overrides (ort-cpu, ort-cuda, ort-tensorrt, ...)."""
-        from emostream.render.analytic import AnalyticRenderer
-
         model = load_fomm(checkpoint, config)
         name = backend or ("torch-cuda" if device == "cuda" else "torch-cpu")
         dt = dtype or ("fp16" if name == "torch-cuda" else "fp32")

@@ -17,6 +17,10 @@ face and a landscape frame (not a new identity), and ``luispedro``: the third id
 three-quarter view (yaw about 35°) of Luis Pedro Coelho, the photo he ships as
 ``mahotas/demos/data/luispedro.jpg`` in his MIT-licensed ``mahotas`` package; it is bundled
 byte-identical (22,735 bytes) in ``emostream/assets/faces/`` (see ``emostream/assets/LICENSES.md``).
+
+``test_faces()`` (what ``eval render`` and the contact sheets use) adds three copies derived by a
+fixed formula: ``hopper_sepia`` (a sepia print), ``astronaut_gray`` (greyscale, with teeth) and
+``hopper_lowres`` (180 px on the long side); ``TEST_FACE_KINDS`` says what each face covers.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from emostream.errors import ConfigError, ImageError
+from emostream.media.image import load_image_rgb
 from emostream.render.face import detect_landmarks
 
 CROP_SCALE = 1.9
@@ -43,14 +49,15 @@ def cache_dir() -> Path:
 
 def default_portrait() -> np.ndarray:
     """scikit-image's astronaut (public domain), loaded from the installed package."""
+    # deferred: scikit-image (heavy), only for the default portrait
     import skimage.data
 
     return np.ascontiguousarray(skimage.data.astronaut())
 
 
 def _grace_hopper() -> np.ndarray:
+    # deferred: matplotlib (heavy), only for its bundled sample photo
     import matplotlib
-    from PIL import Image
 
     p = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     with Image.open(p) as im:
@@ -61,8 +68,6 @@ FACES_DIR = Path(__file__).resolve().parents[1] / "assets" / "faces"
 
 
 def _bundled_face(name: str) -> np.ndarray:
-    from PIL import Image
-
     with Image.open(FACES_DIR / name) as im:
         return np.asarray(im.convert("RGB"))
 
@@ -93,12 +98,59 @@ def sample_faces() -> list[tuple[str, np.ndarray]]:
     ]
 
 
+#: Sepia toning (the classic matrix applied to the luminance): a warm monochrome print.
+SEPIA = np.array([1.07, 0.74, 0.43])
+#: Long side of the low-resolution copy (its face is ~70 px wide, eyes ~30 px apart).
+LOWRES_SIDE = 180
+
+
+def sepia_test_face() -> np.ndarray:
+    """Grace Hopper as a sepia print: luminance (Rec. 601) × ``SEPIA``, clipped."""
+    y = _grace_hopper().astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.asarray(np.clip(y[..., None] * SEPIA + 0.5, 0, 255)).astype(np.uint8)
+
+
+def gray_test_face() -> np.ndarray:
+    """The astronaut (an open smile with teeth) in greyscale: luminance (Rec. 601) in all channels."""
+    y = default_portrait().astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.repeat(np.clip(y + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def lowres_test_face() -> np.ndarray:
+    """Grace Hopper shrunk (area average) to ``LOWRES_SIDE`` px on the long side."""
+    img = _grace_hopper()
+    h, w = img.shape[:2]
+    k = LOWRES_SIDE / max(h, w)
+    return np.asarray(cv2.resize(img, (round(w * k), round(h * k)), interpolation=cv2.INTER_AREA))
+
+
+#: What each test face covers (``eval render`` and the contact sheets use all of them).
+TEST_FACE_KINDS = {
+    "astronaut": "colour, open smile with visible teeth",
+    "grace_hopper": "colour, closed-mouth neutral, glasses",
+    "derived": "Grace Hopper mirrored, rotated 9 deg, small in a landscape frame",
+    "luispedro": "colour, three-quarter view (yaw ~35 deg), stubble",
+    "hopper_sepia": "sepia print (derived), closed mouth, glasses",
+    "astronaut_gray": "greyscale (derived), open smile with teeth",
+    "hopper_lowres": "low resolution (derived): face ~70 px wide",
+}
+
+
+def test_faces() -> list[tuple[str, np.ndarray]]:
+    """``sample_faces()`` plus derived copies that cover greyscale, sepia and low resolution (see
+    ``TEST_FACE_KINDS``); the fast render tests use ``sample_faces()`` only."""
+    return [
+        *sample_faces(),
+        ("hopper_sepia", sepia_test_face()),
+        ("astronaut_gray", gray_test_face()),
+        ("hopper_lowres", lowres_test_face()),
+    ]
+
+
 def load_image(path: str | Path | None) -> np.ndarray:
     """RGB uint8; ``None`` (or ``"astronaut"``) gives the default portrait."""
     if path is None or str(path) == "astronaut":
         return default_portrait()
-    from emostream.streaming.image_io import load_image_rgb
-
     return np.asarray(load_image_rgb(path))
 
 

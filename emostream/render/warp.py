@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.sparse import coo_matrix
 from scipy.spatial import Delaunay
 
 from emostream.render import topology as tp
@@ -163,8 +164,6 @@ class MeshWarp:
         return np.concatenate([f, extras, self.source[self.n_dynamic :]])
 
     def __post_init__(self) -> None:
-        from scipy.sparse import coo_matrix
-
         t = self.triangles
         rows = np.concatenate([t[:, 0], t[:, 1], t[:, 2], t[:, 1], t[:, 2], t[:, 0]])
         cols = np.concatenate([t[:, 1], t[:, 2], t[:, 0], t[:, 0], t[:, 1], t[:, 2]])

@@ -19,6 +19,7 @@ import numpy as np
 from emostream.config import SAMPLE_RATE
 from emostream.engine.clock import Clock, WallClock
 from emostream.errors import AudioError, DependencyError, DeviceError
+from emostream.media.audio import load_audio
 
 PORTAUDIO_APT = "sudo apt-get install libportaudio2"
 
@@ -43,8 +44,6 @@ class FileSource:
         clock: Clock | None = None,
         audio: np.ndarray | None = None,
     ) -> None:
-        from emostream.streaming.audio_io import load_audio
-
         self.path = Path(path)
         self.audio = load_audio(self.path) if audio is None else np.asarray(audio, np.float32)
         self.realtime = realtime
@@ -94,6 +93,7 @@ class StdinSource:
 
 def _sounddevice() -> Any:
     """Import sounddevice, turning a missing PortAudio into a DependencyError."""
+    # deferred: sounddevice (optional: needs the PortAudio library)
     try:
         import sounddevice
     except OSError as e:  # "PortAudio library not found"

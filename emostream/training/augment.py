@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import av
 import numpy as np
+import soxr
 from scipy import signal
 
 from emostream.config import SAMPLE_RATE
@@ -92,8 +94,6 @@ def band_limit(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
 
 def resample_round_trip(x: np.ndarray, rate: int) -> np.ndarray:
     """Down/up to ``rate`` and back with soxr (a cheap capture chain), same length."""
-    import soxr
-
     y = soxr.resample(soxr.resample(x.astype(np.float32), SAMPLE_RATE, rate), rate, SAMPLE_RATE)
     return _fit(np.asarray(y, np.float64), len(x))
 
@@ -127,8 +127,6 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, kind: str)
 def opus_round_trip(x: np.ndarray, kbps: int) -> np.ndarray:
     """Encode to Opus (libopus through PyAV, 16 kHz mono) and decode; the codec's delay is
     measured by cross-correlation and removed so the output stays aligned."""
-    import av
-
     pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16)
     enc = av.CodecContext.create("libopus", "w")
     enc.sample_rate = SAMPLE_RATE
@@ -158,8 +156,6 @@ def opus_round_trip(x: np.ndarray, kbps: int) -> np.ndarray:
             out.append(a.reshape(-1) if a.shape[0] == 1 else a.mean(axis=0))
     y = np.concatenate(out) if out else np.zeros(len(x))
     if rate != SAMPLE_RATE:
-        import soxr
-
         y = np.asarray(soxr.resample(y.astype(np.float32), rate, SAMPLE_RATE), np.float64)
     lag = _lag(x, y)
     return _fit(y[lag:], len(x))

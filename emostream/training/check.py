@@ -12,6 +12,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter1d
 
 from emostream.config import SAMPLE_RATE, frames_covering
+from emostream.engine.vad import speech_probs
 from emostream.training.corpus import read_manifest, read_shard
 from emostream.training.schema import Utterance
 
@@ -54,8 +55,6 @@ def alignment(utt: Utterance, probs: np.ndarray) -> Alignment:
 
 def _check_shard(args: tuple[str, tuple[str, ...], bool]) -> dict[str, Any]:
     """Partial report of one shard (sizes in seconds, problems, VAD coverages)."""
-    from emostream.engine.vad import speech_probs
-
     path, phones, vad = args
     acc: dict[str, Any] = {k: defaultdict(float) for k in ("engine", "emotion", "level", "split")}
     problems: list[str] = []

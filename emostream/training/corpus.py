@@ -14,6 +14,7 @@ Zip entries are written in sorted order with a fixed timestamp: same seed, same 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -29,12 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from emostream.arkit import EMOTIONS, MEAD_LEVELS, MOTION_DIM, EmotionStyle
 from emostream.config import DEFAULT_FPS, SAMPLE_RATE, frames_covering
 from emostream.errors import ConfigError, InputError
 from emostream.training.engines import ENGINE_NAMES, create_engine
 from emostream.training.engines.base import Job
+from emostream.training.engines.real import is_test_prompt, read_prompts
 from emostream.training.phones import PHONE_TO_VISEME, PHONES
 from emostream.training.schema import Phone, Utterance
 from emostream.training.targets import make_targets, prosody_from_audio
@@ -103,8 +106,6 @@ def plan_jobs(preset: Preset, seed: int, engines: list[str], voices: dict[str, t
 
 
 def _plan_real(preset: Preset, seed: int) -> list[Job]:
-    from emostream.training.engines.real import is_test_prompt, read_prompts
-
     prompts = read_prompts()
     order = np.random.default_rng([seed, 991]).permutation(len(prompts))
     test = [prompts[i] for i in order if is_test_prompt(prompts[i][0])]
@@ -217,8 +218,6 @@ def load_corpus(root: str | Path, split: str | None = None) -> Iterator[Utteranc
 def corpus_fingerprint(root: str | Path) -> str:
     """SHA-256 over the manifest and every shard's bytes: caches of prepared items key on it, so
     a corpus rebuilt in place (new phones or targets, same options) is never served stale."""
-    import hashlib
-
     h = hashlib.sha256()
     h.update((Path(root) / "manifest.json").read_bytes())
     for shard in read_manifest(root)["shards"]:
@@ -354,7 +353,6 @@ def build_corpus(
     (root / "shards").mkdir(parents=True, exist_ok=True)
     for old in (root / "shards").glob("*.npz"):
         old.unlink()
-    from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), unit="utt", desc="data build", disable=not progress, file=sys.stderr)
     entries: list[dict[str, Any]] = []

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from emostream.arkit import MOTION_DIM
 from emostream.engine.sampler import Guidance
@@ -119,8 +120,6 @@ def distill_round(
     losses: list[float] = []
     it = range(cfg.iters_per_round)
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(it, desc=f"distill -> {student_steps} steps", dynamic_ncols=True)
     for i in it:
         for g in opt.param_groups:

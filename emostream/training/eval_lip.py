@@ -30,7 +30,9 @@ import numpy as np
 from emostream.arkit import BLENDSHAPE_INDEX, MOUTH_SLICE, EmotionStyle
 from emostream.config import SAMPLE_RATE, frames_covering
 from emostream.engine.lip import LipRefiner
+from emostream.engine.vad import SPEECH_THRESHOLD
 from emostream.training.schema import Phone, Utterance
+from emostream.training.targets import redraw_targets
 
 JAW = BLENDSHAPE_INDEX["jawOpen"]
 CLOSE = BLENDSHAPE_INDEX["mouthClose"]
@@ -116,8 +118,6 @@ def quiet_silence_rest(
     float[T] speech probability per frame, all below ``SPEECH_THRESHOLD``). A diagnostic beside the
     metric: it separates a mouth that fails to rest from an aligned pause that still holds sound
     (a consonant the aligner ended early, a breath), where a mouth following the audio moves."""
-    from emostream.engine.vad import SPEECH_THRESHOLD
-
     spans = [
         (f0, f1)
         for f0, f1 in rest_interiors(phones, n_samples, fps, len(motion))
@@ -162,8 +162,6 @@ def pad_utterance(u: Utterance, before_s: float, after_s: float | None = None) -
     corpus generator (``training.targets.redraw_targets``, same seed: same articulation) for the
     padded phones, so the mouth comes to rest in the pause as the corpus defines rest. For
     measuring (and training) rest in long pauses, which corpus utterances rarely contain."""
-    from emostream.training.targets import redraw_targets
-
     unit = u.fps // math.gcd(SAMPLE_RATE, u.fps)  # pads in multiples of whole samples
     k0 = round(before_s * u.fps) // unit * unit
     k1 = round((before_s if after_s is None else after_s) * u.fps) // unit * unit
@@ -235,9 +233,11 @@ def plot_jaw(utt: Utterance, curves: dict[str, np.ndarray], path: str | Path) ->
     """jawOpen (top) and lip gap ``jawOpen − mouthClose`` (bottom, with the ``CLOSED_GAP``
     threshold) over time for one utterance (one line per curve, float[T, 55] each), with its
     aligned phones on the time line (bilabials in red, silences grey)."""
+    # deferred: matplotlib (heavy), only when plotting
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib.pyplot, once the headless Agg backend is chosen
     import matplotlib.pyplot as plt
 
     fig, (ax, axg) = plt.subplots(2, 1, figsize=(12, 5.6), sharex=True, height_ratios=(3, 2))

@@ -35,13 +35,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import linalg
 
 from emostream.arkit import BLENDSHAPE_INDEX, EMOTIONS, MOUTH_INDICES, NUM_BLENDSHAPES, EmotionStyle
 from emostream.engine.blinks import BlinkShaper, blink_stats
+from emostream.engine.features import features_for
 from emostream.engine.motion import TEACHER_WEIGHTS, MotionEngine, weights_path
 from emostream.engine.sampler import WindowSampler
 from emostream.errors import InputError
+from emostream.models.emotion_classifier import load_classifier
+from emostream.training.corpus import load_corpus
 from emostream.training.schema import Utterance
+from emostream.training.targets import redraw_targets
+from emostream.training.train_emodiff import plot_curves
 
 UPPER_INDICES = tuple(i for i in range(NUM_BLENDSHAPES) if i not in MOUTH_INDICES)
 HEAD_INDICES = (52, 53, 54)
@@ -84,8 +90,6 @@ def _refine(engine: MotionEngine, feats: np.ndarray, motion: np.ndarray, style: 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to rows of a [N, d] and b [M, d]."""
-    from scipy import linalg
-
     mu1, mu2 = a.mean(0), b.mean(0)
     c1, c2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean, _ = linalg.sqrtm(c1 @ c2, disp=False)
@@ -123,8 +127,6 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_eval_utterances(root: str | Path, real: bool, max_utts: int) -> list[Utterance]:
-    from emostream.training.corpus import load_corpus
-
     split = "test_real" if real else "val"
     utts = list(load_corpus(root, split=split))
     if not utts:
@@ -186,10 +188,6 @@ def evaluate(
     cache_dir: str | Path = "out/emodiff/cache",
     hop: int | None = None,
 ) -> dict[str, Any]:
-    from emostream.engine.features import features_for
-    from emostream.models.emotion_classifier import load_classifier
-    from emostream.training.targets import redraw_targets
-
     torch.set_num_threads(1)
     engine = MotionEngine.load(ckpt, steps=steps, refiner=refiner, backend=backend, hop=hop)
     clf, _ = load_classifier(classifier if classifier is not None else weights_path("emotion_classifier"))
@@ -276,8 +274,6 @@ def evaluate(
 
 
 def plot_per_emotion(gens: Sequence[Generated], out_dir: Path, label: str) -> list[Path]:
-    from emostream.training.train_emodiff import plot_curves
-
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in EMOTIONS:

@@ -17,7 +17,10 @@ import numpy as np
 from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_FPS, SAMPLE_RATE, frames_covering
 from emostream.errors import InputError
+from emostream.livelink import read_livelink_csv
+from emostream.media.audio import load_audio
 from emostream.training.corpus import make_manifest, shard_entry, write_manifest, write_shard
+from emostream.training.engines.real import force_align, normalize, pcm16
 from emostream.training.pauses import FRAME, tighten_pauses
 from emostream.training.phones import SIL, arpabet_to_phone, finalize, make_phone
 from emostream.training.schema import SPLITS, Phone, Utterance
@@ -64,9 +67,8 @@ def find_takes(src: str | Path) -> list[tuple[Path, Path]]:
 def recognize_phones(audio: np.ndarray, transcript: str | None) -> list[Phone]:
     """Phones of 16 kHz speech by pocketsphinx: aligned to ``transcript`` if given, else
     all-phone recognition."""
+    # deferred: pocketsphinx (heavy), only when aligning real speech
     from pocketsphinx import Config, Decoder, get_model_path
-
-    from emostream.training.engines.real import force_align, normalize, pcm16
 
     phones: list[Phone] = []
     if transcript:
@@ -99,8 +101,6 @@ def import_take(
     csv: Path, audio_path: Path, *, fps: int, emotion: EmotionStyle, split: str,
     swap_mouth_lr: bool = False, phones: bool = True, index: int = 0,
 ) -> Utterance:  # fmt: skip
-    from emostream.livelink import read_livelink_csv
-    from emostream.streaming.audio_io import load_audio
 
     clip = read_livelink_csv(csv, fps=fps, swap_mouth_lr=swap_mouth_lr)
     audio = load_audio(audio_path)

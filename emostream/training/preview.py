@@ -19,9 +19,11 @@ _PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def plot_utterance(utt: Utterance, out: str | Path) -> Path:
+    # deferred: matplotlib (heavy), only when plotting
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib.pyplot, once the headless Agg backend is chosen
     import matplotlib.pyplot as plt
 
     duration = len(utt.audio) / SAMPLE_RATE

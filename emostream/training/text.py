@@ -60,6 +60,7 @@ _SYLLABLES = _words(
 def dictionary_words() -> tuple[str, ...]:
     """Plain alphabetic words of 3–9 letters from the pocketsphinx CMU dictionary (empty if
     pocketsphinx is missing)."""
+    # deferred: pocketsphinx (heavy), only for its pronunciation dictionary
     try:
         from pocketsphinx import get_model_path
     except ImportError:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from emostream.errors import InputError
 from emostream.models.emotion_classifier import ClassifierConfig, EmotionClassifier, save_classifier
@@ -87,8 +88,6 @@ def train_classifier(
     labels = np.asarray(train_labels)
     it = range(cfg.steps)
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(it, desc="classifier", dynamic_ncols=True)
     t0, losses = time.time(), []
     model.train()

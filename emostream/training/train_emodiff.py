@@ -25,11 +25,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
-from emostream.arkit import BLENDSHAPE_INDEX, MOTION_DIM, MOUTH_INDICES
-from emostream.errors import CheckpointError, ConfigError, InputError
+from emostream.arkit import BLENDSHAPE_INDEX, EMOTIONS, MOTION_DIM, MOUTH_INDICES, EmotionStyle
+from emostream.engine.backends import TorchBackend
+from emostream.engine.features import features_for
+from emostream.engine.sampler import WindowSampler, WindowSchedule
+from emostream.errors import CheckpointError, ConfigError, DeviceError, InputError
 from emostream.models.emodiff import EmoDiff, EmoDiffConfig, save_emodiff
-from emostream.training.checkpoint import checkpoint_paths
+from emostream.models.weights import checkpoint_paths
+from emostream.training.augment import augment
+from emostream.training.corpus import load_corpus
 from emostream.training.schema import Utterance
 
 log = logging.getLogger(__name__)
@@ -264,8 +272,6 @@ def save_train_state(
     history: list[dict[str, float]],
     cfg: dict[str, Any],
 ) -> None:
-    from safetensors.torch import save_file
-
     st, js = _state_paths(out)
     tensors: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
@@ -286,9 +292,6 @@ def save_train_state(
 def load_train_state(
     out: Path, model: torch.nn.Module, ema: Ema, opt: torch.optim.Optimizer
 ) -> tuple[int, list[dict[str, float]]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     st, js = _state_paths(out)
     if not st.is_file() or not js.is_file():
         raise CheckpointError("--resume: no training state next to the output (NAME.train.safetensors)", st)
@@ -313,9 +316,11 @@ def load_train_state(
 
 
 def plot_loss(history: list[dict[str, float]], path: Path) -> None:
+    # deferred: matplotlib (heavy), only when plotting
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib.pyplot, once the headless Agg backend is chosen
     import matplotlib.pyplot as plt
 
     if not history:
@@ -339,9 +344,11 @@ CURVES = ("jawOpen", "mouthPucker", "eyeBlinkLeft", "browInnerUp", "mouthSmileLe
 
 def plot_curves(gen: np.ndarray, target: np.ndarray, title: str, path: Path) -> None:
     """Generated vs target curves of a few blendshapes and the head yaw/pitch."""
+    # deferred: matplotlib (heavy), only when plotting
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib.pyplot, once the headless Agg backend is chosen
     import matplotlib.pyplot as plt
 
     names = [*CURVES, "headYaw", "headPitch"]
@@ -379,10 +386,6 @@ def generate_clip(
     lookahead: int,
 ) -> np.ndarray:
     """Offline generation through the streaming sampler (torch backend): [len(seeds), T, 55]."""
-    from emostream.arkit import EMOTIONS, EmotionStyle
-    from emostream.engine.backends import TorchBackend
-    from emostream.engine.sampler import WindowSampler, WindowSchedule
-
     net = TorchBackend(model)
     style = model.style_encoder.style_vector(EmotionStyle(EMOTIONS[emotion], float(intensity)))
     ws = WindowSampler(
@@ -423,8 +426,6 @@ def train(
     init_stats(model, train_clips, silence)
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from emostream.errors import DeviceError
-
         raise DeviceError("--device cuda requested but torch sees no CUDA GPU")
     mean, std = model.motion_mean.numpy().copy(), model.motion_std.numpy().copy()
     batcher = WindowBatcher(train_clips, mcfg.window, prefix, silence, mean, std, cfg.seed)
@@ -449,8 +450,6 @@ def train(
     }
     pbar = None
     if progress:
-        from tqdm import tqdm
-
         pbar = tqdm(total=cfg.steps, initial=step, desc="emodiff", dynamic_ncols=True)
     t0, run_loss = time.time(), []
     ema_model = EmoDiff(mcfg)
@@ -508,10 +507,6 @@ def train(
 def load_clips(
     root: str | Path, splits: Sequence[str], copies: int, seed: int, limit: int | None = None
 ) -> list[Clip]:
-    from emostream.engine.features import features_for
-    from emostream.training.augment import augment
-    from emostream.training.corpus import load_corpus
-
     utts: list[Utterance] = []
     for sp in splits:
         for u in load_corpus(root, split=sp):
@@ -523,6 +518,4 @@ def load_clips(
 
 def silence_features(fps: int) -> np.ndarray:
     """float32[F]: the features of digital silence (what padding and VAD gating feed)."""
-    from emostream.engine.features import features_for
-
     return features_for(np.zeros(16000, np.float32), fps)[5].astype(np.float32)

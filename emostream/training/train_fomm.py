@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import torch
@@ -51,8 +52,6 @@ class FommTrainConfig:
 
 def read_video(path: Path, side: int) -> np.ndarray:
     """All frames of a video, resized to side x side: uint8[T, side, side, 3]."""
-    import av
-
     try:
         with av.open(str(path)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -44,10 +45,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
 
-from emostream.arkit import BLENDSHAPE_INDEX, MOUTH_INDICES, MOUTH_SLICE, NUM_MOUTH
+from emostream.arkit import BLENDSHAPE_INDEX, EMOTIONS, MOUTH_INDICES, MOUTH_SLICE, NUM_MOUTH, EmotionStyle
 from emostream.config import DEFAULT_SEED, SAMPLE_RATE
-from emostream.engine.features import N_MELS
+from emostream.engine.features import N_MELS, features_for
+from emostream.engine.motion import MotionEngine
 from emostream.errors import ConfigError, InputError
 from emostream.models.lip_ensemble import LipEnsemble, LipNet
 from emostream.models.lip_refiner import (
@@ -57,7 +61,10 @@ from emostream.models.lip_refiner import (
     load_lip_checkpoint,
     save_lip_checkpoint,
 )
-from emostream.training.checkpoint import checkpoint_paths
+from emostream.models.weights import checkpoint_paths
+from emostream.training.augment import augment
+from emostream.training.corpus import load_corpus
+from emostream.training.eval_lip import CLOSED_GAP, pad_utterance
 from emostream.training.schema import Utterance
 
 log = logging.getLogger(__name__)
@@ -145,8 +152,6 @@ def _pad_silence(u: Utterance, rng: np.random.Generator, max_s: float) -> Uttera
     drawn again by the corpus generator for the padded phones, so the mouth comes to rest in the
     pause as the procedural targets define it. Teaches rest in long pauses, which the corpus's
     utterances rarely contain."""
-    from emostream.training.eval_lip import pad_utterance
-
     step = u.fps // math.gcd(SAMPLE_RATE, u.fps)  # frames per whole number of samples
     k0, k1 = (int(rng.integers(0, int(max_s * u.fps) // step + 1)) * step for _ in range(2))
     return pad_utterance(u, k0 / u.fps, k1 / u.fps)
@@ -382,8 +387,6 @@ def gated_mouth(raw: np.ndarray, logit: np.ndarray, scale: float, bias: float) -
 
 def _closure(preds: Sequence[np.ndarray], items: Sequence[_Item]) -> float | None:
     """Share of p/b/m mid frames whose lip gap is closed (``eval_lip.CLOSED_GAP``); None: no p/b/m."""
-    from emostream.training.eval_lip import CLOSED_GAP
-
     gaps = [
         np.maximum(0.0, y[it.bilabials, _JAW] - y[it.bilabials, _CLOSE])
         for y, it in zip(preds, items, strict=True)
@@ -458,8 +461,6 @@ def calibrate_gate(
 
 
 def _save_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -> None:
-    from safetensors.torch import save_file
-
     names = {id(p): n for n, p in model.named_parameters()}
     tensors = {}
     for group in opt.param_groups:
@@ -474,8 +475,6 @@ def _save_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -> None:
-    from safetensors.torch import load_file
-
     tensors = load_file(str(path))
     for n, p in model.named_parameters():
         if f"{n}.exp_avg" in tensors:
@@ -487,9 +486,11 @@ def _load_optimizer(opt: torch.optim.Optimizer, model: LipRefiner, path: Path) -
 
 
 def plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    # deferred: matplotlib (heavy), only when plotting
     import matplotlib
 
     matplotlib.use("Agg")
+    # deferred: matplotlib.pyplot, once the headless Agg backend is chosen
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -560,8 +561,6 @@ def train(
     t0 = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.steps, initial=start_step, desc="train lip", unit="step")
     last: dict[str, float] = {}
     sampler = Sampler(train_items, cfg, model.cfg.lookahead_frames, seed=cfg.seed)
@@ -613,7 +612,6 @@ def load_utterances(
     where ``limit`` would not); the other splits are used whole (up to ``limit``)."""
     if synthetic_stride < 1:
         raise ConfigError(f"synthetic_stride must be >= 1, got {synthetic_stride}")
-    from emostream.training.corpus import load_corpus
 
     utts: list[Utterance] = []
     for split in splits:
@@ -652,17 +650,8 @@ def items_for(
     utts: Sequence[Utterance], copies: int, seed: int, real_copies: int | None = None
 ) -> list[_Item]:
     """Training items of ``utts`` (features computed here, corpus augmentation when available)."""
-    from emostream.engine.features import features_for
-
-    aug: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
-    try:
-        import emostream.training.augment as augment_module
-
-        aug = augment_module.augment
-    except ImportError:  # the corpus issue's augmentation module is not in this tree yet
-        log.warning("emostream.training.augment is unavailable: training on clean audio + silence pads")
     rng = np.random.default_rng(seed)
-    return prepare_items(utts, lambda a, f: features_for(a, f), aug, copies, rng, real_copies=real_copies)
+    return prepare_items(utts, lambda a, f: features_for(a, f), augment, copies, rng, real_copies=real_copies)
 
 
 def load_items(
@@ -689,8 +678,6 @@ def add_priors(
     Version ``v`` of item ``i`` gets seed ``(seed, i, v)`` folded into one int."""
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=sum(len(it.feats) for it in items), desc="EmoDiff priors", unit="utt")
     for i, it in enumerate(items):
         it.priors = []
@@ -710,9 +697,6 @@ def emodiff_prior_generator(
     path: str | Path | None, steps: int | None, fps: int
 ) -> Callable[[np.ndarray, int, float, int], np.ndarray]:
     """The motion engine (EmoDiff only, no refiner, ONNX Runtime on CPU) as ``add_priors`` wants it."""
-    from emostream.arkit import EMOTIONS, EmotionStyle
-    from emostream.engine.motion import MotionEngine
-
     eng = MotionEngine.load(path, steps=steps, fps=fps, refiner=False, backend="onnx")
 
     def generate(features: np.ndarray, emotion: int, intensity: float, seed: int) -> np.ndarray:
@@ -723,8 +707,6 @@ def emodiff_prior_generator(
 
 def save_items_cache(path: str | Path, key: dict[str, Any], sets: tuple[list[_Item], ...]) -> None:
     """Pickle prepared item sets with the options that made them (``load_items_cache`` checks)."""
-    import pickle
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         pickle.dump({"key": key, "sets": sets}, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -732,8 +714,6 @@ def save_items_cache(path: str | Path, key: dict[str, Any], sets: tuple[list[_It
 
 def load_items_cache(path: str | Path, key: dict[str, Any]) -> tuple[list[_Item], ...] | None:
     """The item sets pickled at ``path`` if they were made with the same options, else None."""
-    import pickle
-
     if not Path(path).is_file():
         return None
     with open(path, "rb") as fh:

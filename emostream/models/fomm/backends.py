@@ -89,10 +89,12 @@ class TorchBackend:
             self.fast = self.fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             torch.backends.cudnn.benchmark = True
             if fused_motion is None:
+                # deferred: cupy (optional, the cuda extra)
                 from emostream.models.fomm import cupy_kernels
 
                 fused_motion = cupy_kernels.available() and not compile  # compile would graph-break
             if fused_motion:
+                # deferred: cupy (optional, the cuda extra)
                 from emostream.models.fomm.cupy_kernels import fused_motion_input
 
                 self.fast.motion_input = fused_motion_input  # type: ignore[method-assign]
@@ -170,10 +172,12 @@ class OrtBackend:
     """The exported graphs run by onnxruntime (CPU, CUDA or TensorRT execution provider)."""
 
     def __init__(self, model: FommModel, name: str, onnx_dir: str | Path | None = None, threads: int = 0):
+        # deferred: onnxruntime (heavy), loaded only when the ONNX backend is chosen
         try:
             import onnxruntime as ort
         except ImportError as e:
             raise DependencyError("onnxruntime is not installed: pip install onnxruntime") from e
+        # deferred: onnx (heavy), only when an ONNX file must be exported first
         from emostream.models.fomm.onnx_export import export_onnx
 
         wanted = _PROVIDERS[name][0]
@@ -246,6 +250,7 @@ def create_backend(
         raise ConfigError(f"dtype {dtype} is not supported by {name} (graphs are exported in fp32)")
     if name != "ort-cpu" and not torch.cuda.is_available():
         with contextlib.suppress(ImportError):
+            # deferred: onnxruntime (heavy), loaded only when the ONNX backend is chosen
             import onnxruntime as ort
 
             if "CUDAExecutionProvider" not in ort.get_available_providers():

@@ -75,6 +75,7 @@ def available() -> bool:
     """True when cupy imports and torch sees a CUDA GPU."""
     if not torch.cuda.is_available():
         return False
+    # deferred: cupy (optional, the cuda extra)
     try:
         import cupy  # noqa: F401
     except ImportError:
@@ -84,6 +85,7 @@ def available() -> bool:
 
 @functools.cache
 def _kernel() -> Any:
+    # deferred: cupy (optional, the cuda extra)
     import cupy
 
     return cupy.RawKernel(_SOURCE, "fomm_motion_input")
@@ -98,6 +100,7 @@ def fused_motion_input(
     kp_variance: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Same contract as FastFomm.motion_input, on CUDA tensors (computed in float32)."""
+    # deferred: cupy (optional, the cuda extra)
     import cupy
 
     n, k = kd.shape[:2]

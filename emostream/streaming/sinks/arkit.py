@@ -19,6 +19,7 @@ import numpy as np
 from emostream.arkit import BLENDSHAPE_NAMES, HEAD_POSE_NAMES
 from emostream.engine.session import ArkitFrame, SessionItem
 from emostream.errors import ConfigError, DependencyError
+from emostream.livelink import write_livelink_csv
 
 VMC_NAMES: tuple[str, ...] = tuple(n[0].upper() + n[1:] for n in BLENDSHAPE_NAMES)
 
@@ -36,8 +37,6 @@ class LiveLinkCsvSink:
             self._rows.append(item.motion.vector())
 
     def close(self) -> None:
-        from emostream.livelink import write_livelink_csv
-
         if self._rows:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_livelink_csv(self.path, np.stack(self._rows), self.fps)
@@ -96,6 +95,7 @@ class VmcOscSink:
     """Send ArkitFrames as VMC protocol OSC bundles over UDP."""
 
     def __init__(self, host: str, port: int) -> None:
+        # deferred: python-osc, needed only by this sink
         try:
             from pythonosc.udp_client import SimpleUDPClient
         except ImportError as e:
@@ -104,6 +104,7 @@ class VmcOscSink:
         self.frames_sent = 0
 
     def bundle(self, item: ArkitFrame) -> Any:
+        # deferred: python-osc, needed only by this sink (a missing one is a DependencyError at start)
         from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
         from pythonosc.osc_message_builder import OscMessageBuilder
 

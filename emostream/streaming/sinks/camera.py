@@ -29,6 +29,7 @@ class CameraSink:
     def __init__(
         self, width: int, height: int, fps: int, *, device: str | None = None, backend: str | None = None
     ) -> None:
+        # deferred: pyvirtualcam (optional: needs a virtual camera driver)
         try:
             import pyvirtualcam
         except ImportError as e:

@@ -76,7 +76,7 @@ def _encode_cost(frames: list[np.ndarray], fps: int) -> float:
 def calibrate(engine: Engine, portrait: Path | None = None) -> Capacity:
     """Measure one session's per-frame cost on this machine (about a second)."""
     from emostream.assets import sample_path  # deferred: the sample ships with the package data
-    from emostream.streaming.audio_io import load_audio
+    from emostream.media.audio import load_audio
 
     speech = load_audio(sample_path())[: int(CALIBRATION_S * SAMPLE_RATE)]
     renderer = engine.renderer_for(portrait)

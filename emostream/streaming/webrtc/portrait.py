@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from emostream.config import MAX_IMAGE_PIXELS
 from emostream.errors import ImageError
+from emostream.render.face import detect_landmarks
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 #: Largest upload in pixels (48 MB decoded as RGB), well under the files' MAX_IMAGE_PIXELS: an
@@ -80,8 +81,6 @@ def header_size(data: bytes, kind: str, name: str = "upload") -> tuple[int, int]
 
 def check_face(rgb: np.ndarray, name: str = "upload") -> None:
     """Raise ImageError unless the image holds one usable frontal face."""
-    from emostream.render.face import detect_landmarks
-
     detect_landmarks(rgb, path=name)
 
 

@@ -44,6 +44,7 @@ from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from emostream.arkit import EMOTIONS, EmotionStyle
+from emostream.engine.session import ArkitFrame, AudioFrame, VideoFrame
 from emostream.errors import EmostreamError, InputError
 from emostream.streaming.webrtc import control, guard
 from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy, prefer_codec
@@ -146,8 +147,6 @@ class PeerSession:
     async def pump(self) -> None:
         """Session items → the tracks' feed (bounded: waits when the tracks are behind).
         If the session ends or fails by itself, the page is told and the peer is closed."""
-        from emostream.engine.session import ArkitFrame, AudioFrame, VideoFrame
-
         try:
             async for item in self.session:
                 self.last_item = time.monotonic()

