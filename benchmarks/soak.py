@@ -149,9 +149,9 @@ class Soak:
         self.max_sessions = max_sessions
         self.rng = rng
         speech = load_audio(sample_path())
-        self.speech = (np.interp(np.arange(len(speech) * 3) / 3, np.arange(len(speech)), speech) * 32767).astype(
-            np.int16
-        )
+        self.speech = (
+            np.interp(np.arange(len(speech) * 3) / 3, np.arange(len(speech)), speech) * 32767
+        ).astype(np.int16)
         self.live: list[Peer] = []
         self.done: list[Peer] = []
         self.refused: dict[str, int] = {}
@@ -184,7 +184,11 @@ class Soak:
             peer.readers.append(asyncio.ensure_future(ping()))
 
         await pc.setLocalDescription(await pc.createOffer())
-        body = {"sdp": pc.localDescription.sdp, "type": "offer", "emotion": self.rng.choice(["happy", "sad", "neutral"])}
+        body = {
+            "sdp": pc.localDescription.sdp,
+            "type": "offer",
+            "emotion": self.rng.choice(["happy", "sad", "neutral"]),
+        }
         async with http.post(f"{self.url}/offer", json=body) as r:
             answer = await r.json()
         if r.status != 200:
@@ -216,7 +220,11 @@ class Soak:
             "nested_json": ("/offer", b'{"sdp": ' + b"[" * nested + b"]" * nested + b"}", {}),
             "garbage_sdp": ("/offer", json.dumps({"sdp": "v=0\r\nfoo", "type": "offer"}).encode(), {}),
             "not_json": ("/offer", b"\xff\xfe not json", {}),
-            "foreign_origin": ("/offer", b"{}", {"Origin": "https://evil.example", "Content-Type": "text/plain"}),
+            "foreign_origin": (
+                "/offer",
+                b"{}",
+                {"Origin": "https://evil.example", "Content-Type": "text/plain"},
+            ),
             "oversized": ("/offer", b" " * 400_000, {}),
             "png_bomb": ("/portrait", self.bomb, {"X-Filename": "bomb.png"}),
             "not_an_image": ("/portrait", b"GIF89a" + bytes(100), {}),
@@ -350,8 +358,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-sessions", default="auto")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--drain-every", type=float, default=None,
-                    help="Seconds between idle points (default: a quarter of the run, at most 5 min).")
+    ap.add_argument(
+        "--drain-every",
+        type=float,
+        default=None,
+        help="Seconds between idle points (default: a quarter of the run, at most 5 min).",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     port = free_port()

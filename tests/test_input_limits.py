@@ -45,7 +45,8 @@ from emostream.media.image import load_image_rgb
 
 data = Path(sys.argv[1]).read_bytes()
 out = {}
-for name, fn in [("upload", lambda: decode_portrait(data, "bomb.png")), ("file", lambda: load_image_rgb(sys.argv[1]))]:
+cases = [("upload", lambda: decode_portrait(data, "bomb.png")), ("file", lambda: load_image_rgb(sys.argv[1]))]
+for name, fn in cases:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t = time.perf_counter()
     try:

@@ -53,9 +53,15 @@ def test_bad_inputs_fail_before_the_audio_model(
     base = ["render", "--audio", str(sample_wav), "-o", str(out)]
     cases = [
         (["--image", str(tmp_path / "missing.png")], f"{tmp_path / 'missing.png'}: portrait image not found"),
-        (["--image", str(tiny)], f"{tiny}: image too small for a face (1x1 px; need at least 50 px per side)"),
+        (
+            ["--image", str(tiny)],
+            f"{tiny}: image too small for a face (1x1 px; need at least 50 px per side)",
+        ),
         (["--size", "300"], "--size must be 256 or 512, got 300"),
-        (["--renderer", "fomm", "--checkpoint", str(junk)], f"{junk}: truncated or not a torch checkpoint (Unsupported operand 110)"),
+        (
+            ["--renderer", "fomm", "--checkpoint", str(junk)],
+            f"{junk}: truncated or not a torch checkpoint (Unsupported operand 110)",
+        ),
         (["-o", str(tmp_path)], f"{tmp_path}: is a directory; give a file name"),
         (["-o", "/proc/x.mp4"], "/proc/x.mp4: cannot write the output: No such file or directory"),
         (["--arkit-csv", str(tmp_path)], f"{tmp_path}: is a directory; give a file name"),
@@ -94,7 +100,9 @@ def test_read_only_and_full_disk_fail_in_one_line_leaving_nothing(
     csv = _csv(tmp_path)
     render = f"{sys.executable} -m emostream render --motion {csv} -o {mnt}/out.mp4"
     script = f"mount -t tmpfs -o {mount_opts} tmpfs {mnt} && {render}; rc=$?; ls -A {mnt}; exit $rc"
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("INFO: ")]  # TF Lite (issue 16)
     assert lines == [f"emostream: error: {mnt}/out.mp4: {message}"]
@@ -107,9 +115,9 @@ def test_render_audio_streams_and_matches_the_whole_file_pass(
     """Issue 18, item 9: the audio is decoded, animated, rendered and written block by block
     (here 1 s blocks); the motion equals the whole-file pass."""
     from emostream.apps import render_audio as ra
-    from emostream.render.factory import create_renderer
     from emostream.apps.render_video import motion_from_audio
     from emostream.media.audio import load_audio
+    from emostream.render.factory import create_renderer
 
     monkeypatch.setattr(ra, "BLOCK", 16000)
     out = tmp_path / "a.mp4"

@@ -77,7 +77,10 @@ def test_bad_host_is_one_line_before_serving(
         (["--size", "300"], "--size must be 256 or 512, got 300"),
         (["--image", "/nonexistent/me.png"], "/nonexistent/me.png: portrait image not found"),
         (["--renderer", "fomm"], "the fomm renderer needs --checkpoint"),
-        (["--renderer", "fomm", "--checkpoint", "/nonexistent/c.pth"], "/nonexistent/c.pth: checkpoint file not found"),
+        (
+            ["--renderer", "fomm", "--checkpoint", "/nonexistent/c.pth"],
+            "/nonexistent/c.pth: checkpoint file not found",
+        ),
         (["--checkpoint", "/nonexistent/c.pth"], "--checkpoint and --config only apply with --renderer fomm"),
         (["--max-sessions", "0"], "--max-sessions must be 'auto' or a positive integer, got '0'"),
         (["--max-sessions", "many"], "--max-sessions must be 'auto' or a positive integer, got 'many'"),
@@ -131,9 +134,11 @@ def test_serve_fomm_with_checkpoint_and_sigterm_removes_uploads(tmp_path: Path) 
             import cv2
 
             png = cv2.imencode(".png", data.astronaut()[:, :, ::-1])[1].tobytes()
-            async with aiohttp.ClientSession() as http:
-                async with http.post(f"http://127.0.0.1:{port}/portrait", data=png) as r:
-                    return r.status
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"http://127.0.0.1:{port}/portrait", data=png) as r,
+            ):
+                return r.status
 
         assert asyncio.run(upload()) == 200
         assert any(folders[0].iterdir()), "the upload is stored"

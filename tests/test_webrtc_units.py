@@ -20,11 +20,11 @@ from emostream.arkit import MOTION_DIM
 from emostream.errors import ConfigError, ImageError, InputError
 from emostream.streaming.webrtc import codecs, control, ice, portrait
 from emostream.streaming.webrtc.tracks import (
+    AUDIO_RATE,
+    AUDIO_SAMPLES,
     MAX_AUDIO_AHEAD_S,
     MAX_PUT_WAIT_S,
     MAX_START_WAIT_S,
-    AUDIO_RATE,
-    AUDIO_SAMPLES,
     OPUS_LOOKAHEAD,
     VIDEO_CLOCK,
     AvatarAudioTrack,

@@ -19,8 +19,8 @@ from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_FPS, SAMPLE_RATE, frames_covering
 from emostream.engine.features import Featurizer
 from emostream.errors import AudioError, InputError
-from emostream.render.base import Renderer
 from emostream.media.audio import check_file, iter_audio
+from emostream.render.base import Renderer
 from emostream.streaming.sinks.mp4 import Mp4Writer
 
 #: Audio decoded per step (samples): 10 s.
@@ -45,7 +45,8 @@ def render_audio(
     """Stream ``audio`` through the motion model and ``renderer`` into ``out`` (H.264 + AAC).
     Returns (frames written, the motion float32[T, 55] if ``keep_motion`` else None).
     ``progress(seconds of audio done)`` is called after each block."""
-    from emostream.engine.motion import MotionEngine  # deferred: torch, onnxruntime
+    # deferred: torch, onnxruntime (the motion model), after the inputs are checked
+    from emostream.engine.motion import MotionEngine
 
     path = check_file(audio)
     engine = MotionEngine.load(device=device, fps=fps)  # CheckpointError names missing weights

@@ -74,7 +74,8 @@ class RendererOptions:
         """Load the image and find its face (ImageError if unusable): a second or so, still
         before any model loads. The landmarks are cached, so the engine's own preparation of
         the same portrait later costs nothing."""
-        from emostream.render.portrait import load_image, prepare_portrait  # deferred: mediapipe
+        # deferred: mediapipe (face detection), only when a portrait is checked
+        from emostream.render.portrait import load_image, prepare_portrait
 
         prepare_portrait(load_image(self.image), self.size, path=self.image)
 

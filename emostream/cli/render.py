@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
         ref = read_livelink_csv(style, fps=fps).motion if style is not None else None
         seq = read_livelink_csv(motion, fps=fps).motion if motion is not None else None
         if audio is not None:
-            from emostream.media.audio import audio_info  # deferred: PyAV (heavy), only with --audio
+            # deferred: PyAV (heavy), only with --audio
+            from emostream.media.audio import audio_info
 
             audio_info(audio)  # the header: a missing, empty or non-audio file fails now
         # deferred: the renderer and PyAV (heavy), after the arguments are checked
@@ -102,7 +103,8 @@ class _Progress:
     """A progress bar over the audio's duration, on stderr, only on a terminal."""
 
     def __init__(self, audio: Path) -> None:
-        from emostream.media.audio import audio_info  # deferred: PyAV (heavy), only with --audio
+        # deferred: PyAV (heavy), only with --audio
+        from emostream.media.audio import audio_info
 
         total = audio_info(audio).duration_s
         self.bar = tqdm(

@@ -43,10 +43,11 @@ def register(app: typer.Typer) -> None:
         config: Path | None = options.CONFIG,
         paste_back: bool = options.PASTE_BACK,
         max_sessions: str = typer.Option(
-            "auto", "--max-sessions",
+            "auto",
+            "--max-sessions",
             help="Concurrent avatar sessions, or auto: what this machine holds at this size and fps "
             "(a one-second calibration at start). More get HTTP 503.",
-        ),  # fmt: skip
+        ),
         ice_server: list[str] = typer.Option(
             [],
             "--ice-server",
@@ -54,19 +55,25 @@ def register(app: typer.Typer) -> None:
             "(default: none, no STUN traffic).",
         ),
         allow_origin: list[str] = typer.Option(
-            [], "--allow-origin",
+            [],
+            "--allow-origin",
             help="Web origin (scheme://host[:port]) allowed to call /offer and /portrait besides the "
             "server's own; repeatable; * allows any.",
-        ),  # fmt: skip
+        ),
         token: str | None = typer.Option(
-            None, "--token", envvar=TOKEN_ENV, show_envvar=True,
+            None,
+            "--token",
+            envvar=TOKEN_ENV,
+            show_envvar=True,
             help="Require 'Authorization: Bearer TOKEN' on /offer and /portrait (the page takes it "
             "from #token=TOKEN in its address).",
-        ),  # fmt: skip
+        ),
         rate_limit: float = typer.Option(
-            60.0, "--rate-limit", min=0.0,
+            60.0,
+            "--rate-limit",
+            min=0.0,
             help="Requests per minute per client address on /offer and /portrait (bursts of 20); 0: off.",
-        ),  # fmt: skip
+        ),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
         # deferred: aiortc (heavy), after the arguments are checked
@@ -85,12 +92,14 @@ def register(app: typer.Typer) -> None:
         rtc_configuration(ice_server)  # validates the URLs before anything loads
         check_listen(host, port)  # a bad host or a port in use fails now, not after loading
         opts.check_portrait()  # the image and its face, before the models load
-        from emostream.engine.pipeline import Engine, EngineConfig  # deferred: torch, onnxruntime
+        # deferred: torch, onnxruntime (the engine), after the arguments are checked
+        from emostream.engine.pipeline import Engine, EngineConfig
         from emostream.engine.session import Session
 
         engine = Engine.load(EngineConfig(**opts.engine_kwargs()))
         engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
         if wanted is None:
+            # deferred: the calibration's aiortc encoder, only for --max-sessions auto
             from emostream.streaming.webrtc.capacity import calibrate
 
             cap = calibrate(engine, image)

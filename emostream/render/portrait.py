@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from emostream.errors import ConfigError, ImageError
+from emostream.errors import ConfigError
 from emostream.media.image import load_image_rgb
 from emostream.render.face import detect_landmarks
 

@@ -13,6 +13,7 @@ leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -142,10 +143,8 @@ class Mp4Writer:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(*_WRITE_ERRORS):  # thrown away; its write error is already reported
             self._container.close()
-        except _WRITE_ERRORS:
-            pass  # the file is being thrown away; its write error is already reported
         self._part.discard()
 
     def __enter__(self) -> Mp4Writer:

@@ -24,8 +24,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from emostream.assets import sample_path
 from emostream.config import SAMPLE_RATE
 from emostream.engine.pipeline import Engine, iter_offline_motion
+from emostream.media.audio import load_audio
 
 #: Share of the cores kept free for the event loop, RTP, Opus and scheduling jitter.
 HEADROOM = 0.3
@@ -62,7 +64,8 @@ def usable_cores() -> int:
 
 def _encode_cost(frames: list[np.ndarray], fps: int) -> float:
     """CPU seconds per frame to VP8-encode ``frames`` the way aiortc does."""
-    from aiortc.codecs import vpx  # deferred: aiortc is heavy and only the server needs it
+    # deferred: aiortc's codecs (heavy), only when calibrating
+    from aiortc.codecs import vpx
 
     enc = vpx.Vp8Encoder()
     t = time.thread_time()
@@ -75,9 +78,6 @@ def _encode_cost(frames: list[np.ndarray], fps: int) -> float:
 
 def calibrate(engine: Engine, portrait: Path | None = None) -> Capacity:
     """Measure one session's per-frame cost on this machine (about a second)."""
-    from emostream.assets import sample_path  # deferred: the sample ships with the package data
-    from emostream.media.audio import load_audio
-
     speech = load_audio(sample_path())[: int(CALIBRATION_S * SAMPLE_RATE)]
     renderer = engine.renderer_for(portrait)
     frames: list[np.ndarray] = []
@@ -89,5 +89,9 @@ def calibrate(engine: Engine, portrait: Path | None = None) -> Capacity:
     encode_s = _encode_cost(frames, engine.fps)
     cores = usable_cores()
     return Capacity(
-        frame_s * 1000.0, encode_s * 1000.0, cores, engine.fps, sessions_for(frame_s, encode_s, cores, engine.fps)
+        frame_s * 1000.0,
+        encode_s * 1000.0,
+        cores,
+        engine.fps,
+        sessions_for(frame_s, encode_s, cores, engine.fps),
     )

@@ -2,10 +2,11 @@
 
 Accepted: PNG, JPEG or WebP (by their magic bytes, not the declared content type), at most
 ``MAX_UPLOAD_BYTES``, at least ``MIN_SIDE`` pixels on the short side, at most
-``MAX_UPLOAD_PIXELS``, with a frontal face (``emostream.render.face.detect_landmarks``). The dimensions are read from the
-header (Pillow opens lazily) before a single pixel is decoded: a 100 KB PNG can claim
-30000×30000 pixels, 2.7 GB once decoded. A valid upload is stored as PNG under the server's upload folder, named by its content hash,
-and referred to by that id in later offers.
+``MAX_UPLOAD_PIXELS``, with a frontal face (``emostream.render.face.detect_landmarks``). The
+dimensions are read from the header (Pillow opens lazily) before a single pixel is decoded: a
+100 KB PNG can claim 30000×30000 pixels, 2.7 GB once decoded. A valid upload is stored as PNG
+under the server's upload folder, named by its content hash, and referred to by that id in
+later offers.
 """
 
 from __future__ import annotations

@@ -332,7 +332,9 @@ class AvatarServer:
         if not guard.origin_allowed(origin, own, self.config.allow_origins):
             log.warning("refused a request from origin %r", origin)
             return self._refuse(
-                "origin", 403, f"origin {origin!r} is not allowed (the server allows {own} and --allow-origin)"
+                "origin",
+                403,
+                f"origin {origin!r} is not allowed (the server allows {own} and --allow-origin)",
             )
         if not guard.token_ok(request.headers.get("Authorization"), self.config.token):
             return self._refuse(

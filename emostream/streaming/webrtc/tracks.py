@@ -161,9 +161,7 @@ class AvatarFeed:
     session that runs ahead is back-pressured instead of filling memory.
     """
 
-    def __init__(
-        self, clock: MediaClock, fps: int, due: Callable[[int], float | None] | None = None
-    ) -> None:
+    def __init__(self, clock: MediaClock, fps: int, due: Callable[[int], float | None] | None = None) -> None:
         self.clock = clock
         self.fps = fps
         #: session pts -> monotonic time the session schedules it (None: unknown).
