@@ -266,3 +266,29 @@ def test_serve_rejects_bad_options(args: list[str], needle: str, capsys: pytest.
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("emostream: error: ") and needle in err and "\n" not in err
+
+
+# --- capacity (--max-sessions auto) --------------------------------------------------------
+def test_capacity_follows_the_measured_per_frame_cost() -> None:
+    from session_doubles import DoubleRenderer, double_engine
+
+    from emostream.streaming.webrtc.capacity import calibrate, sessions_for
+
+    assert sessions_for(0.012, 0.002, cores=2, fps=25) == 2  # the 2-core reference machine at 256²
+    assert sessions_for(0.004, 0.001, cores=8, fps=25) == 32
+    assert sessions_for(0.5, 0.0, cores=2, fps=25) == 1, "never below one session"
+
+    class BusyRenderer(DoubleRenderer):  # burns CPU (calibration counts CPU time, not sleep)
+        def render(self, motion: np.ndarray) -> np.ndarray:
+            end = time.thread_time() + 0.01 * len(motion)
+            while time.thread_time() < end:
+                pass
+            return super().render(motion)
+
+    fast = calibrate(double_engine())
+    slow_engine = double_engine()
+    slow_engine.renderer_factory = lambda portrait: BusyRenderer()
+    slow = calibrate(slow_engine)
+    assert slow.frame_ms >= 10.0 > fast.frame_ms
+    assert 1 <= slow.sessions < fast.sessions
+    assert slow.describe().startswith(f"{slow.sessions} sessions (calibrated: ")
