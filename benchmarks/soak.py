@@ -6,12 +6,13 @@ DTLS/SCTP goodbye, as when a browser is killed); interleaved with malformed requ
 JSON, garbage SDP, a foreign Origin, an oversized body, a PNG bomb) and over-capacity attempts.
 
 Reports one JSON object:
-- ``stalled_sessions``: admitted sessions that got no video within 2 s of connecting, or whose
-  video stopped for more than 2 s while connected (must be 0);
+- ``stalled_sessions``: admitted sessions that got no video within 2 s of connecting (ICE and
+  DTLS up), or whose video stopped for more than 2 s while connected (must be 0); each stall
+  says how many frames the server's track sent meanwhile (from its stats messages);
 - ``resources``: the server process's RSS, open fds and threads, sampled every 2 s
-  (``samples``) and at idle points: every ``--drain-every`` seconds all peers leave and the
-  server is sampled once it reports 0 sessions. Growth compares the last idle point with the
-  first (the warm-up: engine, codecs and thread pools are all in use by then);
+  (``samples``) and at idle points: after a warm-up with every slot taken, and then every
+  ``--drain-every`` seconds, all peers leave and the server is sampled once it reports 0
+  sessions. Growth compares the last idle point with the first (after the warm-up);
 - ``fps``: received video frames per second per session (sessions that lasted >= 3 s);
 - ``refused``: requests refused, by reason (client side: HTTP status per kind of request;
   server side: the counts from /health).
@@ -88,6 +89,9 @@ class Peer:
     frames: list[float] = field(default_factory=list)
     readers: list[asyncio.Task[None]] = field(default_factory=list)
     ended: float | None = None
+    connected: float | None = None  # ICE + DTLS up
+    #: (arrival time, video frames the server's track had sent) from its stats messages.
+    server_sent: list[tuple[float, int]] = field(default_factory=list)
 
     async def read(self, track: MediaStreamTrack) -> None:
         while True:
@@ -98,21 +102,39 @@ class Peer:
             if isinstance(f, av.VideoFrame):
                 self.frames.append(time.monotonic())
 
+    def sent_between(self, a: float, b: float) -> int | None:
+        """Frames the server sent between a and b (from its stats messages), None if unknown."""
+        inside = [n for t, n in self.server_sent if a <= t <= b]
+        return inside[-1] - inside[0] if len(inside) >= 2 else None
+
     def stalled(self) -> str | None:
+        """Why this session counts as stalled, or None. A peer whose ICE never connected is not
+        a stalled session (``never_connected``: the server drops it after its connect timeout)."""
         end = self.ended or time.monotonic()
+        if self.connected is None:
+            return None
+        base = self.connected  # "within 2 s of connecting": ICE + DTLS up
         if not self.frames:
-            return "no video" if end - self.started > STALL_S else None
-        if self.frames[0] - self.started > STALL_S:
-            return f"first video after {self.frames[0] - self.started:.1f} s"
-        gaps = np.diff([*self.frames, end]) if len(self.frames) else np.zeros(0)
+            return f"no video in {end - base:.1f} s after connecting" if end - base > STALL_S else None
+        if self.frames[0] - base > STALL_S:
+            return f"first video {self.frames[0] - base:.1f} s after connecting"
+        times = [*self.frames, end]
+        gaps = np.diff(times)
         if gaps.size and gaps.max() > STALL_S:
-            return f"video paused {gaps.max():.1f} s"
+            k = int(gaps.argmax())
+            sent = self.sent_between(times[k], times[k + 1])
+            return f"video paused {gaps.max():.1f} s (server sent {sent} frames meanwhile)"
         return None
 
     def fps(self) -> float | None:
         if len(self.frames) < 2 or self.frames[-1] - self.frames[0] < 3.0:
             return None
         return (len(self.frames) - 1) / (self.frames[-1] - self.frames[0])
+
+
+def connect_times(peers: list[Peer]) -> list[float]:
+    """Answer → ICE and DTLS up, per peer that connected."""
+    return [p.connected - p.started for p in peers if p.connected is not None]
 
 
 def png_bomb(side: int = 30000) -> bytes:
@@ -173,6 +195,17 @@ class Soak:
         channel = pc.createDataChannel("control")
         peer = Peer(pc)
         pc.on("track", lambda t: peer.readers.append(asyncio.ensure_future(peer.read(t))))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            if pc.connectionState == "connected" and peer.connected is None:
+                peer.connected = time.monotonic()
+
+        @channel.on("message")
+        def on_message(text: str | bytes) -> None:
+            msg = json.loads(text)
+            if msg.get("type") == "stats":
+                peer.server_sent.append((time.monotonic(), int(msg["video"]["sent"])))
 
         @channel.on("open")
         def pinger() -> None:
@@ -261,11 +294,20 @@ class Soak:
         s["sessions_left"] = health["sessions"]
         self.idle.append(s)
 
-    async def run(self, seconds: float, drain_every: float) -> None:
+    async def warm_up(self, http: aiohttp.ClientSession, seconds: float) -> None:
+        """Every slot taken for ``seconds`` (models, codecs, thread pools and the allocator's
+        per-thread arenas all in use), then all leave: the first idle point is the baseline."""
+        for _ in range(self.max_sessions):
+            await self.connect(http)
+        await asyncio.sleep(seconds)
+        await self.drain(http)
+
+    async def run(self, seconds: float, drain_every: float, warm_up_s: float) -> None:
         until = time.monotonic() + seconds
         sampler = asyncio.ensure_future(self.sampler(until))
-        next_drain = time.monotonic() + drain_every
         async with aiohttp.ClientSession() as http:
+            await self.warm_up(http, warm_up_s)
+            next_drain = time.monotonic() + drain_every
             while time.monotonic() < until:
                 if time.monotonic() >= next_drain:
                     await self.drain(http)
@@ -292,7 +334,15 @@ class Soak:
             "benchmark": "soak",
             "minutes": minutes,
             "max_sessions": self.max_sessions,
-            "sessions": {**self.counts, "completed": len(self.done)},
+            "sessions": {
+                **self.counts,
+                "completed": len(self.done),
+                "never_connected": sum(p.connected is None for p in self.done),
+                "connect_s": {
+                    "median": round(statistics.median(cs), 2) if (cs := connect_times(self.done)) else None,
+                    "max": round(max(cs), 2) if cs else None,
+                },
+            },
             "stalled_sessions": len(stalls),
             "stalls": stalls[:20],
             "fps": {
@@ -364,6 +414,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="Seconds between idle points (default: a quarter of the run, at most 5 min).",
     )
+    ap.add_argument(
+        "--warm-up",
+        type=float,
+        default=None,
+        help="Seconds with every slot taken before the baseline (default: a tenth of the run, 20-120 s).",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     port = free_port()
@@ -372,7 +428,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             soak = Soak(f"http://127.0.0.1:{port}", proc.pid, n, random.Random(args.seed))
             drain = args.drain_every or min(args.minutes * 60.0 / 4, 300.0)
-            asyncio.run(soak.run(args.minutes * 60.0, drain))
+            warm = (
+                args.warm_up if args.warm_up is not None else min(max(20.0, args.minutes * 60.0 / 10), 120.0)
+            )
+            asyncio.run(soak.run(args.minutes * 60.0, drain, warm))
             report = soak.report(args.minutes)
         finally:
             proc.terminate()
@@ -385,6 +444,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["server_exit_code"] = proc.returncode
     report["server_drop_reasons"] = drop_reasons(text)
     report["server_tracebacks"] = text.count("Traceback")
+    report["server_errors"] = sorted(
+        {ln for ln in text.splitlines() if ln.startswith(("ERROR", "Traceback")) or "Error:" in ln}
+    )[:20]
     text = json.dumps(report)
     if args.out is not None:
         args.out.write_text(text + "\n")
