@@ -17,6 +17,17 @@ DEFAULT_SEED = 0
 #: Largest input accepted before refusing (10 hours of audio, or images of 64 Mpx).
 MAX_AUDIO_SECONDS = 10 * 3600
 MAX_IMAGE_PIXELS = 64_000_000
+#: Output framing (emostream.render.framing): the whole photo (the commands' default) or the
+#: square face crop.
+CROPS = ("photo", "face")
+DEFAULT_CROP = "photo"
+#: Long-side cap of offline output (``render``, ``demo``).
+OFFLINE_MAX_SIDE = 1280
+#: Long-side cap of live output (``serve``, ``camera``, ``stream``): two sessions still hold 25 fps
+#: on two cores with render, paste-back and encode at this size (README, "Output framing").
+LIVE_MAX_SIDE = 720
+#: Smallest cap accepted.
+MIN_MAX_SIDE = 128
 
 
 def check_fps(fps: int) -> int:

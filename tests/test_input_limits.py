@@ -70,7 +70,9 @@ def test_png_bomb_is_refused_from_its_header_with_bounded_memory(bomb: Path) -> 
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["upload"]["error"] == "bomb.png: image too large (900000000 pixels, limit 16000000)"
-    assert got["file"]["error"].endswith("bomb.png: image has 900,000,000 pixels; the limit is 64,000,000 pixels")
+    assert got["file"]["error"].endswith(
+        "bomb.png: image has 900,000,000 pixels; the limit is 64,000,000 pixels"
+    )
     for case in got.values():
         assert case["peak_growth_mb"] < 50, got  # the decoded image would be 2,700 MB
         assert case["seconds"] < 1.0, got

@@ -29,7 +29,7 @@ def test_render_livelink_csv_to_mp4(
     import av
 
     out = tmp_path / "out.mp4"
-    main(["render", "--motion", str(_csv(tmp_path)), "-o", str(out)])
+    main(["render", "--motion", str(_csv(tmp_path)), "-o", str(out), "--crop", "face"])
     assert "12 frames" in capsys.readouterr().out
     with av.open(str(out)) as c:
         v = c.streams.video[0]
@@ -38,6 +38,24 @@ def test_render_livelink_csv_to_mp4(
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 12
     assert np.abs(frames[-1].astype(int) - frames[0]).mean() > 1  # the mouth opened
+
+
+def test_render_outputs_the_whole_photo_by_default(
+    tmp_path: Path, render_cache: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The portrait's own framing: Luis Pedro Coelho's 300 x 377 photo as 300 x 376 (even), or
+    capped by --max-side."""
+    import av
+
+    from emostream.render.portrait import FACES_DIR
+
+    photo = FACES_DIR / "luispedro.jpg"
+    for extra, wh in (([], (300, 376)), (["--max-side", "200"], (158, 200))):
+        out = tmp_path / "photo.mp4"
+        main(["render", "--motion", str(_csv(tmp_path, 3)), "--image", str(photo), "-o", str(out), *extra])
+        assert f"{wh[0]}x{wh[1]}" in capsys.readouterr().out
+        with av.open(str(out)) as c:
+            assert (c.streams.video[0].width, c.streams.video[0].height) == wh
 
 
 def test_render_argument_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,8 +113,9 @@ def test_eval_render_json(tmp_path: Path, render_cache: None, capsys: pytest.Cap
         "flicker", "ms_per_frame_256", "ms_per_frame_512", "mouth_chroma", "skin_chroma",
         "mouth_hue_diff_deg", "photo_tone_spread", "mouth_tone_dist", "mouth_colour_ok",
         "interior_sharpness_rel", "interior_noise_rel", "interior_detail_ok", "interior_temporal_mad",
-        "source_yaw_deg",
+        "source_yaw_deg", "mirror_score", "mirror_score_reflected",
     }  # fmt: skip
+    assert res["mirror_score"] < 0.6  # emostream.render.mirror_check.MIRROR_THRESHOLD
     assert res["lip_gap_corr"] > 0.9 and res["head_yaw_corr"] > 0.9 and res["smile_corr"] > 0.8
     assert res["background_mae"] < 2 and res["flicker"] < 1
     assert (tmp_path / "astronaut.png").stat().st_size > 10_000
@@ -120,3 +139,23 @@ def test_eval_render_sheets_before_after(tmp_path: Path, render_cache: None) -> 
     assert (after / "overview-before-after.png").is_file()
     strip = read_sheet(tmp_path / "strip.jpg")
     assert strip.shape == (2 * (160 + 28), 5 * 160, 3)  # astronaut before + after, five poses
+
+
+@pytest.mark.parametrize("command", ["render", "demo", "stream", "camera", "serve"])
+def test_framing_options_are_checked_before_anything_loads(
+    command: str, tmp_path: Path, sample_wav: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every command that makes frames takes --crop / --max-side and rejects a bad value in one
+    line with exit code 2 (in-process, so a model load would show as a slow test)."""
+    extra = {
+        "render": ["--motion", str(_csv(tmp_path, 2)), "-o", str(tmp_path / "x.mp4")],
+        "stream": ["--audio", str(sample_wav), "--out", str(tmp_path / "x.mp4")],
+        "camera": ["--audio", str(sample_wav)],
+    }.get(command, [])
+    bad_options = ((["--crop", "square"], "unknown crop 'square'"), (["--max-side", "10"], "--max-side"))
+    for bad, message in bad_options:
+        with pytest.raises(SystemExit) as e:
+            main([command, *extra, *bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("emostream: error: ") and message in err and err.count("\n") == 1

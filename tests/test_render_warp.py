@@ -149,8 +149,9 @@ def test_teeth_are_fixed_to_skull_and_jaw(renderer_256) -> None:
 
 def test_paste_back_keeps_the_photo(astronaut_256) -> None:
     from emostream.render.analytic import AnalyticRenderer
+    from emostream.render.framing import Framing
 
-    r = AnalyticRenderer(astronaut_256, paste_back=True)
+    r = AnalyticRenderer(astronaut_256, framing=Framing())
     assert (r.height, r.width) == astronaut_256.image.shape[:2]
     out = r.render(np.stack([vec(), vec(jawOpen=1.0, yaw=0.2)]))
     photo = astronaut_256.image.astype(int)

@@ -15,6 +15,7 @@ from emostream.arkit import EmotionStyle
 from emostream.config import DEFAULT_FPS
 from emostream.engine.features import features_for
 from emostream.errors import DependencyError, InputError
+from emostream.native_logs import quiet_onnxruntime
 from emostream.render.base import Renderer
 from emostream.streaming.sinks.mp4 import Mp4Writer
 
@@ -64,6 +65,7 @@ def motion_from_audio(
         raise DependencyError(
             f"the audio-to-motion engine is not available in this installation ({e})"
         ) from e
+    quiet_onnxruntime()  # before any ONNX Runtime session: its log lines only with --debug
     engine = MotionEngine.load(device=device, fps=fps)  # CheckpointError names the missing weights
     stream = engine.new_stream(seed=seed, emotion=emotion or EmotionStyle())
     if style is not None:

@@ -43,12 +43,13 @@ from emostream import __version__
 from emostream.arkit import EmotionStyle
 from emostream.assets import sample_path
 from emostream.bench.compare import CompareConfig, run_compare
-from emostream.config import SAMPLE_RATE
+from emostream.config import DEFAULT_CROP, LIVE_MAX_SIDE, SAMPLE_RATE
 from emostream.engine.features import Featurizer
 from emostream.engine.pipeline import Engine, EngineConfig, offline_motion, offline_render
 from emostream.engine.session import Session, SessionConfig, SessionStats, VideoFrame
 from emostream.errors import ConfigError, DeviceError
 from emostream.media.audio import load_audio
+from emostream.render.framing import Framing
 from emostream.streaming.runner import run_live
 from emostream.streaming.sources import FileSource
 from emostream.streaming.webrtc.codecs import VideoPolicy
@@ -69,6 +70,11 @@ class BenchConfig:
     motion_path: str | None = None
     steps: int | None = None
     renderer_checkpoint: str | None = None
+    #: Portrait (None: the default) and output framing; the default is the live commands' own
+    #: (the whole photo, long side capped at LIVE_MAX_SIDE).
+    image: str | None = None
+    crop: str = DEFAULT_CROP
+    max_side: int = LIVE_MAX_SIDE
     #: torch intra-op threads for the whole run (None: torch's default, one per core). The
     #: networks are small: on 2 cores, 2 threads cost ~6x the CPU time of 1 (spinning).
     threads: int | None = 1
@@ -185,7 +191,7 @@ def stage_times(engine: Engine, cfg: BenchConfig) -> tuple[dict[str, float | Non
             refiner.new_stream(EmotionStyle()).push(feats_block[:rows], m)
 
         put("lip", lip, max(rows, 1))
-    renderer: Any = engine.renderer_for(None)
+    renderer: Any = engine.renderer_for(cfg.image)
     if len(motion) == 0:
         motion = np.zeros((fps, 55), np.float32)
     batch = motion[:1]
@@ -295,6 +301,7 @@ def run_bench(
             EngineConfig(
                 renderer=cfg.renderer, size=cfg.size, device=cfg.device, motion_path=cfg.motion_path,
                 steps=cfg.steps, renderer_checkpoint=cfg.renderer_checkpoint, refiner=cfg.refiner,
+                framing=Framing(cfg.crop, cfg.max_side),
             )
         )  # fmt: skip
     result: dict[str, Any] = {"machine": machine_info(cfg.device)}
@@ -311,7 +318,7 @@ def run_bench(
     rtf_cpu = (time.process_time() - c) / (rtf_audio.size / SAMPLE_RATE)
 
     scfg = cfg.session_config()
-    ((stats, _),) = asyncio.run(_live([engine.new_session(None, config=scfg)], audio, cfg.live_seconds))
+    ((stats, _),) = asyncio.run(_live([engine.new_session(cfg.image, config=scfg)], audio, cfg.live_seconds))
     result["first_frame_ms"] = stats.first_frame_ms
     result["session_latency_ms"] = _latency_budget(engine, scfg)
     result["rtf_cpu"] = rtf_cpu
@@ -324,7 +331,9 @@ def run_bench(
     for n in range(1, cfg.max_sessions + 1):
         runs = asyncio.run(
             _live(
-                [engine.new_session(None, seed=i, config=scfg) for i in range(n)], audio, cfg.sessions_seconds
+                [engine.new_session(cfg.image, seed=i, config=scfg) for i in range(n)],
+                audio,
+                cfg.sessions_seconds,
             )
         )
         drops = sum(s.dropped_frames for s, _ in runs)
@@ -343,6 +352,8 @@ def run_bench(
         result["ratios"] = cmp.pop("ratios")
         result["compare"] = cmp
     result["config"] = asdict(cfg)
+    first = engine.renderer_for(cfg.image)
+    result["config"]["frame_wh"] = [int(first.width), int(first.height)]
     result["machine"]["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     order = [
         *SCHEMA_KEYS,

@@ -7,13 +7,18 @@ from pathlib import Path
 
 import typer
 
+from emostream.cli.options import crop_option, framing_from, max_side_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench(
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         renderer: str = typer.Option("analytic", "--renderer", help="analytic or fomm."),
-        size: int = typer.Option(256, "--size", help="Frame size: 256 or 512."),
+        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
+        image: Path | None = typer.Option(None, "--image", help="Portrait (default: the astronaut)."),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=True),
         json_out: Path | None = typer.Option(None, "--json", help="Also write the JSON result here."),
         plot_out: Path | None = typer.Option(None, "--plot", help="Write the plots (PNG) here."),
         quick: bool = typer.Option(False, "--quick", help="Seconds instead of minutes (schema check, CI)."),
@@ -68,6 +73,8 @@ def register(app: typer.Typer) -> None:
             motion_path=None if motion is None else str(motion),
             renderer_checkpoint=None if checkpoint is None else str(checkpoint), refiner=refiner,
             threads=threads or None, compute_margin_s=compute_margin, jitter_margin_s=jitter_margin,
+            image=None if image is None else str(image), crop=framing_from(crop, max_side).crop,
+            max_side=max_side,
         )  # fmt: skip
         cmp = None
         if compare:

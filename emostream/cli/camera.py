@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from emostream.cli.options import crop_option, max_side_option
 from emostream.cli.stream import StreamOptions, run_stream
 from emostream.errors import ConfigError
 
@@ -25,7 +26,9 @@ def register(app: typer.Typer) -> None:
         play: bool = typer.Option(False, "--play", help="Play the avatar's voice (in sync) on the speakers."),
         wav: Path | None = typer.Option(None, "--wav", help="Write the avatar's voice (in sync) to a WAV."),
         renderer: str = typer.Option("analytic", "--renderer", help="analytic or fomm."),
-        size: int = typer.Option(256, "--size", help="Frame size: 256 or 512."),
+        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=True),
         compute: str = typer.Option("cpu", "--compute", help="Inference device: cpu or cuda."),
         control_port: int | None = typer.Option(
             None, "--control-port", help="Serve HTTP emotion control here."
@@ -44,6 +47,7 @@ def register(app: typer.Typer) -> None:
             StreamOptions(
                 image=image, audio=audio, mic=mic, mic_device=mic_device, rate=rate, camera=True,
                 camera_device=device, play=play, wav=wav, emotion=emotion, seed=seed, renderer=renderer,
-                size=size, device=compute, control_port=control_port, keys=True, motion=motion, steps=steps,
+                size=size, crop=crop, max_side=max_side, device=compute, control_port=control_port,
+                keys=True, motion=motion, steps=steps,
             )
         )  # fmt: skip

@@ -11,6 +11,7 @@ import typer
 
 from emostream.arkit import EmotionStyle
 from emostream.assets import sample_path
+from emostream.cli.options import crop_option, framing_from, max_side_option
 
 
 def save_strip(frames: list[np.ndarray], path: Path) -> None:
@@ -30,7 +31,9 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("out/demo.mp4"), "--out", help="mp4 to write."),
         strip: Path = typer.Option(Path("out/demo_strip.png"), "--strip", help="PNG strip of a few frames."),
         renderer: str = typer.Option("analytic", "--renderer", help="analytic (CPU) or fomm."),
-        size: int = typer.Option(256, "--size", help="Output size: 256 or 512."),
+        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=False),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         emotion: str = typer.Option("happy:0.6", "--emotion", help="NAME[:INTENSITY], e.g. happy:0.6."),
         seed: int = typer.Option(0, "--seed", help="Sampler seed."),
@@ -51,6 +54,7 @@ def register(app: typer.Typer) -> None:
         engine = Engine.load(
             EngineConfig(
                 renderer=renderer, size=size, device=device, steps=steps,
+                framing=framing_from(crop, max_side),
                 motion_path=None if motion is None else str(motion),
             )
         )  # fmt: skip

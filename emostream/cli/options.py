@@ -1,35 +1,63 @@
-"""Renderer and output options shared by the commands that render a portrait (``render``,
-``serve``, and in time ``stream``, ``camera``, ``demo``): each flag is defined once here, and
-``RendererOptions.check()`` validates them all in milliseconds, before any model loads.
+"""Renderer and output options shared by the commands that make frames (one definition each).
 
-A command declares the flags with these defaults (``image: Path | None = options.IMAGE``) and
-builds ``RendererOptions(...)`` from them.
+``render``, ``demo``, ``stream``, ``camera`` and ``serve`` take ``--crop`` and ``--max-side``
+from here (the defaults live in emostream.config); ``render`` and ``serve`` also declare the
+renderer flags with these defaults (``image: Path | None = options.IMAGE``) and check them all
+with ``RendererOptions(...).check()`` in milliseconds, before any model loads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from emostream.config import CROPS, DEFAULT_CROP, LIVE_MAX_SIDE, OFFLINE_MAX_SIDE
 from emostream.errors import CheckpointError, ConfigError, ImageError
 
-#: Output sizes the renderers support (the face crop's side).
+if TYPE_CHECKING:
+    from emostream.render.framing import Framing
+
+#: Face working resolutions the renderers support (the face crop's side).
 SIZES = (256, 512)
 RENDERERS = ("analytic", "fomm")
 DEVICES = ("cpu", "cuda")
 
 IMAGE: Any = typer.Option(None, "--image", help="Portrait photo (default: the bundled astronaut).")
 RENDERER: Any = typer.Option("analytic", "--renderer", help="Renderer: analytic (CPU warp) or fomm (neural).")
-SIZE: Any = typer.Option(256, "--size", help="Face crop size in pixels: 256 or 512.")
+SIZE: Any = typer.Option(256, "--size", help="Face working resolution (crop side): 256 or 512.")
 DEVICE: Any = typer.Option("cpu", "--device", help="cpu or cuda (neural stages).")
 CHECKPOINT: Any = typer.Option(None, "--checkpoint", help="FOMM checkpoint (--renderer fomm).")
 CONFIG: Any = typer.Option(None, "--config", help="FOMM YAML config (--renderer fomm).")
-PASTE_BACK: Any = typer.Option(
-    False, "--paste-back/--crop", help="Paste the face back into the full photo, or output the crop."
-)
+
+
+def crop_option() -> Any:
+    return typer.Option(
+        DEFAULT_CROP,
+        "--crop",
+        help=f"Output framing: {' or '.join(CROPS)}. photo: the whole portrait with the face "
+        "animated in it (its aspect, long side capped by --max-side); face: the square face crop "
+        "(--size px).",
+    )
+
+
+def max_side_option(live: bool) -> Any:
+    default = LIVE_MAX_SIDE if live else OFFLINE_MAX_SIDE
+    return typer.Option(
+        default,
+        "--max-side",
+        help="With --crop photo: cap on the output's long side in px (never enlarged, sides made even).",
+    )
+
+
+def framing_from(crop: str, max_side: int) -> Framing:
+    """The Framing the options ask for (ConfigError on a bad value)."""
+    # deferred: OpenCV (heavy), loaded only by the commands that render
+    from emostream.render.framing import Framing
+
+    return Framing(crop=crop, max_side=max_side)
 
 
 @dataclass(frozen=True)
@@ -40,7 +68,8 @@ class RendererOptions:
     device: str = "cpu"
     checkpoint: Path | None = None
     config: Path | None = None
-    paste_back: bool = False
+    crop: str = DEFAULT_CROP
+    max_side: int = LIVE_MAX_SIDE
 
     def check(self) -> RendererOptions:
         """ConfigError/ImageError/CheckpointError for a bad option, without loading anything.
@@ -51,6 +80,7 @@ class RendererOptions:
             raise ConfigError(f"--size must be {' or '.join(map(str, SIZES))}, got {self.size}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"unknown --device {self.device!r}; choose cpu or cuda")
+        framing_from(self.crop, self.max_side)
         if self.image is not None and str(self.image) != "astronaut":
             if self.image.is_dir():
                 raise ImageError("is a directory, not a portrait image", self.image)
@@ -79,13 +109,16 @@ class RendererOptions:
 
         prepare_portrait(load_image(self.image), self.size, path=self.image)
 
+    def framing(self) -> Framing:
+        return framing_from(self.crop, self.max_side)
+
     def engine_kwargs(self) -> dict[str, Any]:
         """The matching ``EngineConfig`` fields."""
         return {
             "renderer": self.renderer,
             "size": self.size,
             "device": self.device,
-            "paste_back": self.paste_back,
+            "framing": self.framing(),
             "renderer_checkpoint": None if self.checkpoint is None else str(self.checkpoint),
             "renderer_config": None if self.config is None else str(self.config),
         }

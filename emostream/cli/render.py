@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         checkpoint: Path = options.CHECKPOINT,
         config: Path = options.CONFIG,
         device: str = options.DEVICE,
-        paste_back: bool = options.PASTE_BACK,
+        crop: str = options.crop_option(),
+        max_side: int = options.max_side_option(live=False),
         emotion: str = typer.Option(
             None, "--emotion", help="With --audio: NAME[:INTENSITY], e.g. happy:0.8."
         ),
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("give --emotion or --style, not both")
         opts = options.RendererOptions(
             image=None if image is None else Path(image), renderer=renderer, size=size, device=device,
-            checkpoint=checkpoint, config=config, paste_back=paste_back,
+            checkpoint=checkpoint, config=config, crop=crop, max_side=max_side,
         ).check()  # fmt: skip
         check_writable(output)
         if arkit_csv is not None:
@@ -83,7 +84,7 @@ def register(app: typer.Typer) -> None:
         from emostream.render.factory import create_renderer
 
         r = create_renderer(
-            opts.renderer, image, size=opts.size, device=opts.device, paste_back=opts.paste_back,
+            opts.renderer, image, size=opts.size, device=opts.device, framing=opts.framing(),
             checkpoint=opts.checkpoint, config=opts.config,
         )  # fmt: skip
         if seq is not None:

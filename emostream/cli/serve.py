@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
         device: str = options.DEVICE,
         checkpoint: Path | None = options.CHECKPOINT,
         config: Path | None = options.CONFIG,
-        paste_back: bool = options.PASTE_BACK,
+        crop: str = options.crop_option(),
+        max_side: int = options.max_side_option(live=True),
         max_sessions: str = typer.Option(
             "auto",
             "--max-sessions",
@@ -84,7 +85,7 @@ def register(app: typer.Typer) -> None:
 
         opts = options.RendererOptions(
             image=image, renderer=renderer, size=size, device=device, checkpoint=checkpoint,
-            config=config, paste_back=paste_back,
+            config=config, crop=crop, max_side=max_side,
         ).check()  # fmt: skip
         wanted = parse_max_sessions(max_sessions)
         if token is not None and not token.strip():
@@ -97,7 +98,7 @@ def register(app: typer.Typer) -> None:
         from emostream.engine.session import Session
 
         engine = Engine.load(EngineConfig(**opts.engine_kwargs()))
-        engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
+        first = engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
         if wanted is None:
             # deferred: the calibration's aiortc encoder, only for --max-sessions auto
             from emostream.streaming.webrtc.capacity import calibrate
@@ -111,7 +112,7 @@ def register(app: typer.Typer) -> None:
             max_sessions=wanted,
             ice_servers=tuple(ice_server),
             fps=engine.fps,
-            frame_size=size,
+            frame_size=max(first.width, first.height),  # the bitrate's scale
             allow_origins=tuple(allow_origin),
             token=token.strip() if token else None,
             rate_limit=RateLimit(per_minute=rate_limit),

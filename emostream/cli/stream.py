@@ -15,6 +15,8 @@ import typer
 
 from emostream.arkit import EMOTIONS, EmotionStyle
 from emostream.cli import options
+from emostream.cli.options import crop_option, framing_from, max_side_option
+from emostream.config import DEFAULT_CROP, LIVE_MAX_SIDE
 from emostream.errors import ConfigError
 from emostream.streaming.sinks.outfile import check_writable
 
@@ -43,6 +45,8 @@ class StreamOptions:
     seed: int = 0
     renderer: str = "analytic"
     size: int = 256
+    crop: str = DEFAULT_CROP
+    max_side: int = LIVE_MAX_SIDE
     device: str = "cpu"
     control_port: int | None = None
     keys: bool = False
@@ -144,9 +148,10 @@ async def _run(o: StreamOptions) -> Any:
     from emostream.streaming.runner import run_live
 
     source = _source(o)
+    framing = framing_from(o.crop, o.max_side)
     engine = Engine.load(
         EngineConfig(
-            renderer=o.renderer, size=o.size, device=o.device, steps=o.steps,
+            renderer=o.renderer, size=o.size, device=o.device, steps=o.steps, framing=framing,
             motion_path=None if o.motion is None else str(o.motion),
             renderer_checkpoint=None if o.checkpoint is None else str(o.checkpoint),
         )
@@ -183,7 +188,13 @@ async def _run(o: StreamOptions) -> Any:
 def check_options(o: StreamOptions) -> None:
     """Every option and output path, before a model loads (one line and exit 2 on failure)."""
     options.RendererOptions(
-        image=o.image, renderer=o.renderer, size=o.size, device=o.device, checkpoint=o.checkpoint
+        image=o.image,
+        renderer=o.renderer,
+        size=o.size,
+        device=o.device,
+        checkpoint=o.checkpoint,
+        crop=o.crop,
+        max_side=o.max_side,
     ).check()
     EmotionStyle.parse(o.emotion)
     for path in (o.out, o.wav, o.arkit_csv):
@@ -247,7 +258,9 @@ def register(app: typer.Typer) -> None:
         emotion: str = typer.Option("neutral", "--emotion", help="NAME[:INTENSITY], e.g. happy:0.7."),
         seed: int = typer.Option(0, "--seed", help="Sampler seed."),
         renderer: str = typer.Option("analytic", "--renderer", help="analytic or fomm."),
-        size: int = typer.Option(256, "--size", help="Frame size: 256 or 512."),
+        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
+        crop: str = crop_option(),
+        max_side: int = max_side_option(live=True),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         control_port: int | None = typer.Option(
             None, "--control-port", help="Serve HTTP emotion control here."
@@ -271,7 +284,7 @@ def register(app: typer.Typer) -> None:
                 image=image, audio=audio, mic=mic, mic_device=mic_device, rate=rate, fast=fast, out=out,
                 camera=camera, camera_device=camera_device, play=play, wav=wav, arkit_osc=arkit_osc,
                 arkit_csv=arkit_csv, arkit_json=arkit_json, emotion=emotion, seed=seed, renderer=renderer,
-                size=size, device=device, control_port=control_port, motion=motion, steps=steps,
-                checkpoint=checkpoint,
+                size=size, crop=crop, max_side=max_side, device=device, control_port=control_port,
+                motion=motion, steps=steps, checkpoint=checkpoint,
             )
         )  # fmt: skip

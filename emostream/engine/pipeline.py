@@ -42,8 +42,10 @@ from emostream.engine.stages import (
     VadStage,
 )
 from emostream.media.audio import load_audio
+from emostream.native_logs import quiet_onnxruntime
 from emostream.render.base import Renderer
 from emostream.render.factory import create_renderer
+from emostream.render.framing import Framing
 from emostream.render.portrait import load_image, prepare_portrait
 
 __all__ = [
@@ -83,7 +85,8 @@ class EngineConfig:
     refiner: bool = True
     #: EmoDiff's blink onsets drawn as whole blinks (emostream.engine.blinks); False: as sampled.
     blink_shaping: bool = True
-    paste_back: bool = False
+    #: Output framing (emostream.render.framing): None = the square face crop of ``size``.
+    framing: Framing | None = None
     #: FOMM checkpoint (and its config) for renderer="fomm".
     renderer_checkpoint: str | None = None
     renderer_config: str | None = None
@@ -135,6 +138,7 @@ class Engine:
         from emostream.engine.motion import MotionEngine
 
         cfg = config or EngineConfig()
+        quiet_onnxruntime()  # before any ONNX Runtime session: its log lines only with --debug
         if cfg.device == "cpu" and cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         motion = MotionEngine.load(
@@ -146,7 +150,7 @@ class Engine:
         def make_renderer(prepared: Any) -> Renderer:
             return create_renderer(
                 cfg.renderer, prepared, size=cfg.size, device=cfg.device,
-                paste_back=cfg.paste_back, checkpoint=cfg.renderer_checkpoint, config=cfg.renderer_config,
+                framing=cfg.framing, checkpoint=cfg.renderer_checkpoint, config=cfg.renderer_config,
             )  # fmt: skip
 
         engine = cls(

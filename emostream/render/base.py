@@ -2,8 +2,8 @@
 
 Implementations: ``analytic`` (CPU warp, emostream.render.analytic) and ``fomm`` (neural,
 emostream.render.fomm_renderer). Both take motion vectors (see emostream.arkit) and return
-RGB uint8 frames of the prepared portrait crop (``size`` x ``size``) or, with paste-back,
-of the full photo.
+RGB uint8 frames of the prepared portrait crop (``size`` x ``size``) or, with
+``Framing(crop="photo")`` (emostream.render.framing), of the whole photo, long side capped.
 """
 
 from __future__ import annotations

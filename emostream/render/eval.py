@@ -22,6 +22,11 @@ Metrics (JSON):
 - ``flicker``: mean |Δ| between consecutive frames of a static segment (the whole frame);
 - ``ms_per_frame_256`` / ``ms_per_frame_512``: CPU time per rendered frame (``process_time``, one
   thread; robust to other load on the machine);
+- ``mirror_score``: the mirrored-content detector (render/mirror_check.py) at its worst over the
+  face crop and the whole-photo frame, still and with the head turned (below
+  ``MIRROR_THRESHOLD``: no mirrored copy); ``mirror_score_reflected``: the same detector on the
+  crop made with a reflected border instead (high where the crop reaches past the photo: the
+  detector's control).
 - the mouth interior's colour, detail and stability against the photo (``mouth_*``,
   ``interior_*``, ``skin_chroma``, ``photo_tone_spread``): see render/eval_mouth.py.
 
@@ -51,7 +56,9 @@ from emostream.render.face import (
     eyelid_contours,
     track_landmarks,
 )
-from emostream.render.portrait import prepare_portrait
+from emostream.render.framing import Framing
+from emostream.render.mirror_check import mirror_score
+from emostream.render.portrait import Portrait, prepare_portrait
 
 
 def _ramp(n: int) -> np.ndarray:
@@ -144,6 +151,8 @@ class RenderMetrics:
     ms_per_frame_256: float
     ms_per_frame_512: float
     fold_guard_min_alpha: float
+    mirror_score: float
+    mirror_score_reflected: float
     mouth: MouthMetrics
 
     def to_dict(self) -> dict[str, float]:
@@ -247,6 +256,23 @@ def contact_sheet(r: AnalyticRenderer, title: str = "") -> np.ndarray:
     return sheet
 
 
+#: Poses for the mirror check: still, head turned both ways with the jaw open, head tilted.
+MIRROR_POSES = np.stack(
+    [_vec(), _vec(yaw=0.4, jawOpen=0.5), _vec(yaw=-0.4, pitch=0.25), _vec(roll=0.25, pitch=-0.25)]
+)
+
+
+def mirror_scores(portrait: Portrait) -> tuple[float, float]:
+    """(worst mirror score of our frames, the score of the crop with a reflected border)."""
+    frames = [
+        *AnalyticRenderer(portrait, framing=Framing(crop="face")).render(MIRROR_POSES),
+        *AnalyticRenderer(portrait, framing=Framing(crop="photo")).render(MIRROR_POSES),
+    ]
+    s = portrait.size
+    reflected = cv2.warpAffine(portrait.image, portrait.crop_affine, (s, s), borderMode=cv2.BORDER_REFLECT101)
+    return max(mirror_score(f) for f in frames), mirror_score(reflected)
+
+
 def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: str = "") -> RenderMetrics:
     cv2.setNumThreads(1)
     script = scripted_motion()
@@ -296,6 +322,7 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
     ms256 = _time_render(r, mot)
     r512 = AnalyticRenderer(prepare_portrait(img, 512))
     ms512 = _time_render(r512, mot)
+    mirror, mirror_reflected = mirror_scores(portrait)
     mouth = evaluate_mouth(r512)
     if sheet_path is not None:
         sheet_path.parent.mkdir(parents=True, exist_ok=True)
@@ -306,4 +333,5 @@ def evaluate_render(img: np.ndarray, *, sheet_path: Path | None = None, name: st
         source_yaw_deg=estimate_yaw_deg(portrait.landmarks), head_yaw_corr=head_yaw_corr,
         background_mae=background_mae, flicker=flicker,
         ms_per_frame_256=ms256, ms_per_frame_512=ms512, fold_guard_min_alpha=float(min(alphas)), mouth=mouth,
+        mirror_score=mirror, mirror_score_reflected=mirror_reflected,
     )  # fmt: skip

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from emostream.errors import DependencyError, ImageError
+from emostream.native_logs import quiet_stderr
 from emostream.render import topology as tp
 from emostream.render.rig import load_rig
 
@@ -67,8 +68,9 @@ class _TFLite:
         # deferred: ai-edge-litert (heavy), loaded on the first face detection
         from ai_edge_litert.interpreter import Interpreter
 
-        self._it = Interpreter(model_path=str(path), num_threads=1)
-        self._it.allocate_tensors()
+        with quiet_stderr():  # TF Lite announces its XNNPACK delegate on fd 2
+            self._it = Interpreter(model_path=str(path), num_threads=1)
+            self._it.allocate_tensors()
         self._in = self._it.get_input_details()[0]["index"]
         self._out = [d["index"] for d in self._it.get_output_details()]
         self._lock = threading.Lock()

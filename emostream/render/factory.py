@@ -13,6 +13,7 @@ import numpy as np
 from emostream.errors import ConfigError, DependencyError
 from emostream.render.analytic import AnalyticRenderer
 from emostream.render.base import Renderer
+from emostream.render.framing import Framing
 from emostream.render.portrait import Portrait, load_image, prepare_portrait
 
 RENDERERS = ("analytic", "fomm")
@@ -32,11 +33,13 @@ def create_renderer(
     *,
     size: int = 256,
     device: str = "cpu",
-    paste_back: bool = False,
+    framing: Framing | None = None,
     checkpoint: str | Path | None = None,
     config: str | Path | None = None,
 ) -> Renderer:
-    """The renderer ``kind`` for one portrait. The analytic renderer runs on the CPU only."""
+    """The renderer ``kind`` for one portrait. The analytic renderer runs on the CPU only.
+    ``framing`` None (or crop="face"): frames are the square face crop; crop="photo": the whole
+    photo with the face pasted back (emostream.render.framing)."""
     if kind not in RENDERERS:
         raise ConfigError(f"unknown renderer {kind!r}; choose one of {', '.join(RENDERERS)}")
     prepared = as_portrait(portrait, size)
@@ -44,7 +47,7 @@ def create_renderer(
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"unknown device {device!r}; choose cpu or cuda")
         # the analytic warp is CPU code by design; --device only affects neural stages
-        return AnalyticRenderer(prepared, paste_back=paste_back)
+        return AnalyticRenderer(prepared, framing=framing)
     if checkpoint is None:
         raise ConfigError(
             "the fomm renderer needs --checkpoint (a FOMM checkpoint; train one with `emostream train fomm`)"
@@ -54,4 +57,4 @@ def create_renderer(
         from emostream.render.fomm_renderer import FommRenderer
     except ImportError as e:
         raise DependencyError(f"the fomm renderer is not available in this installation ({e})") from e
-    return FommRenderer.from_checkpoint(prepared, checkpoint, config, device=device, paste_back=paste_back)
+    return FommRenderer.from_checkpoint(prepared, checkpoint, config, device=device, framing=framing)

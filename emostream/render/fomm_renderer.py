@@ -28,6 +28,7 @@ from emostream.models.fomm.checkpoint import FommModel, load_fomm
 from emostream.models.fomm.config import FommConfig
 from emostream.models.fomm.keypoints import Keypoints, movement_scale, normalize_kp
 from emostream.render.analytic import AnalyticRenderer
+from emostream.render.framing import Framing
 
 
 class RigSource(Protocol):
@@ -114,7 +115,7 @@ class FommRenderer:
         backend: str | None = None,
         dtype: str | None = None,
         batch_size: int = 8,
-        paste_back: bool = False,
+        framing: Framing | None = None,
     ) -> FommRenderer:
         """Build from an emostream.render.portrait.Portrait and a checkpoint (+ YAML config; our
         own checkpoints embed theirs). ``device`` cpu -> torch-cpu fp32, cuda -> torch-cuda fp16;
@@ -122,10 +123,10 @@ class FommRenderer:
         model = load_fomm(checkpoint, config)
         name = backend or ("torch-cuda" if device == "cuda" else "torch-cpu")
         dt = dtype or ("fp16" if name == "torch-cuda" else "fp32")
-        rig = AnalyticRenderer(portrait, paste_back=paste_back)
+        rig = AnalyticRenderer(portrait, framing=framing)
         return cls(
             portrait.crop, rig, model, backend=name, dtype=dt, batch_size=batch_size,
-            paste=rig.paste if paste_back else None, out_size=portrait.size,
+            paste=rig.paste, out_size=portrait.size,
         )  # fmt: skip
 
     def driving_keypoints(self, motion: np.ndarray) -> Keypoints:

@@ -161,12 +161,17 @@ class RigidGlasses:
         anchors = landmarks[list(ANCHORS), :2].astype(np.float64)
         return cls(source=source, crop=crop, alpha=alpha, box=box, anchors=anchors)
 
-    def draw(self, frame: np.ndarray, kp: np.ndarray) -> None:
-        """Paste the frame onto ``frame`` (uint8[S, S, 3], in place), moved by the head as the
+    def affine(self, kp: np.ndarray) -> np.ndarray:
+        """float64[2, 3]: crop px of the source → crop px of the frame, the head's motion as the
         driven anchor keypoints (``kp`` float[468, 2]) say."""
         dst = np.asarray(kp[list(ANCHORS), :2], np.float64)
         a = np.hstack([self.anchors, np.ones((len(ANCHORS), 1))])
-        m = np.linalg.lstsq(a, dst, rcond=None)[0].T  # float[2, 3]: source px → frame px
+        return np.asarray(np.linalg.lstsq(a, dst, rcond=None)[0].T)
+
+    def draw(self, frame: np.ndarray, kp: np.ndarray) -> None:
+        """Paste the frame onto ``frame`` (uint8[S, S, 3], in place), moved by the head as the
+        driven anchor keypoints (``kp`` float[468, 2]) say."""
+        m = self.affine(kp)
         x0, y0, x1, y1 = self.box
         corners = np.array([[x0, y0, 1], [x1, y0, 1], [x0, y1, 1], [x1, y1, 1]], np.float64) @ m.T
         s = frame.shape[0]

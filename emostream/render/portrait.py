@@ -6,7 +6,9 @@ The landmark pass (~50 ms) is cached under ``$EMOSTREAM_CACHE`` (default
 
 Crop geometry: an axis-aligned square (no roll correction, so paste-back is a pure scale and
 shift) centred on the landmark box, raised by 12 % of its height to keep the hairline, side
-``CROP_SCALE`` × the box's longer side; outside the photo the crop reflects the border.
+``CROP_SCALE`` × the box's longer side, slid inside the photo where it fits (the face kept off the
+crop's edges); where it still reaches past the photo, the photo is extended by its edge drawn
+outwards into a smooth fill (render/framing.py), never reflected.
 
 Test faces (all from installed packages, nothing copied into the repository):
 ``astronaut`` (scikit-image, ``skimage.data.astronaut()``, NASA, public domain), ``grace_hopper``
@@ -37,9 +39,12 @@ from PIL import Image
 from emostream.errors import ConfigError
 from emostream.media.image import load_image_rgb
 from emostream.render.face import detect_landmarks
+from emostream.render.framing import crop_extended
 
 CROP_SCALE = 1.9
 CROP_RAISE = 0.12
+#: Least distance of the face's landmark box from the crop's edges, × the crop's side.
+CROP_FACE_MARGIN = 0.08
 CACHE_VERSION = 1
 
 
@@ -204,11 +209,21 @@ class Portrait:
         return float(self.crop_affine[0, 0])
 
 
-def crop_affine_for(lm: np.ndarray, size: int) -> np.ndarray:
+def crop_affine_for(lm: np.ndarray, size: int, image_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """float64[2, 3]: photo px → crop px. With the photo's (height, width), the square is slid
+    to lie inside the photo wherever it fits, keeping the face at least ``CROP_FACE_MARGIN`` × its
+    side from the crop's edges (a crop larger than the photo is centred on it, as far as the face
+    allows)."""
     lo, hi = lm[:, :2].min(0), lm[:, :2].max(0)
     box = hi - lo
     center = (lo + hi) / 2 - np.array([0.0, CROP_RAISE * box[1]])
     side = CROP_SCALE * float(box.max())
+    if image_hw is not None:
+        half, margin = side / 2, CROP_FACE_MARGIN * side
+        for axis, extent in enumerate((image_hw[1], image_hw[0])):
+            c = center[axis]
+            c = min(max(c, half), extent - half) if side <= extent else extent / 2
+            center[axis] = min(max(c, hi[axis] + margin - half), lo[axis] - margin + half)
     k = size / side
     return np.array([[k, 0.0, size / 2 - k * center[0]], [0.0, k, size / 2 - k * center[1]]])
 
@@ -219,9 +234,8 @@ def prepare_portrait(
     if size not in (256, 512):  # an option, not a fault of the image file
         raise ConfigError(f"--size must be 256 or 512, got {size}")
     lm = cached_landmarks(img, path=path, use_cache=use_cache)
-    m = crop_affine_for(lm, size)
-    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR if m[0, 0] < 1 else cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_REFLECT101)  # fmt: skip
+    m = crop_affine_for(lm, size, img.shape[:2])
+    crop = crop_extended(img, m, (size, size))
     lm_c = lm.copy()
     lm_c[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]
     lm_c[:, 2] = lm[:, 2] * m[0, 0]
