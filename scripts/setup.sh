@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install emostream with its dev tools.
+# Create the virtual environment and install emostream with its dev tools and the pipecat and
+# livekit extras.
 # As root on Debian, also install the system packages listed in scripts/apt-packages.txt;
 # otherwise print the exact apt line for the ones that are missing.
 set -euo pipefail
@@ -31,7 +32,9 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first, pinned, so nothing else can pull a CUDA build.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[dev]"
+# The voice-agent extras (Pipecat, LiveKit Agents) and Ray are installed too: their tests (the
+# two-node Ray test included) run in `make test`.
+"$VENV/bin/python" -m pip install -q -e ".[dev,pipecat,livekit,ray]"
 # silero-vad declares torch as a dependency; we only need its bundled ONNX model.
 "$VENV/bin/python" -m pip install -q --no-deps "silero-vad>=6"
 # mediapipe 0.10.21 bundles the face-detection / face-mesh / iris TFLite models (Apache-2.0) that the

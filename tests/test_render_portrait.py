@@ -144,3 +144,26 @@ def test_derived_test_faces_cover_their_kinds(render_cache: None) -> None:
     lm = face.detect_landmarks(low)
     width = float(lm[:, 0].max() - lm[:, 0].min())
     assert max(low.shape[:2]) <= 200 and 40 < width < 300  # a low-resolution face, still accepted
+
+
+def _luma_at(img: np.ndarray, lm: np.ndarray, index: int) -> float:
+    """Median Rec. 601 luminance of a small square (8 % of the eye distance) at one landmark."""
+    r = max(2, round(0.08 * float(np.linalg.norm(lm[33, :2] - lm[263, :2]))))
+    x, y = (round(float(v)) for v in lm[index, :2])
+    return float(np.median(img[y - r : y + r + 1, x - r : x + r + 1] @ np.array([0.299, 0.587, 0.114])))
+
+
+def test_bundled_photos_cover_darker_skin_and_facial_hair(render_cache: None) -> None:
+    """``kaushik`` has the darkest cheeks of the colour photos; ``kaushik`` and ``may`` have a
+    moustache (the philtrum, landmark 164, well below the cheeks' brightness), the others not."""
+    from emostream.render.portrait import test_faces
+
+    faces = dict(test_faces())
+    cheek, lip = {}, {}
+    for name in ("astronaut", "grace_hopper", "luispedro", "kaushik", "may"):
+        lm = face.detect_landmarks(faces[name])
+        cheek[name] = (_luma_at(faces[name], lm, 50) + _luma_at(faces[name], lm, 280)) / 2
+        lip[name] = _luma_at(faces[name], lm, 164) / cheek[name]
+    assert cheek["kaushik"] < 0.8 * min(v for n, v in cheek.items() if n != "kaushik")
+    assert lip["kaushik"] < 0.6 and lip["may"] < 0.6
+    assert min(lip["astronaut"], lip["grace_hopper"], lip["luispedro"]) > 0.7

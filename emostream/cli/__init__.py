@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream",
     "camera",
     "render",
+    "agent",
 )
 
 _state = {"debug": False, "terminated": False}

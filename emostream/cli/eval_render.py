@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--image",
             help="Portrait image(s) or test-face names (astronaut, grace_hopper, derived, luispedro, "
-            "hopper_sepia, astronaut_gray, hopper_lowres; default: all of them).",
+            "kaushik, may, hopper_sepia, astronaut_gray, hopper_lowres; default: all of them).",
         ),
         sheets: Path = typer.Option(
             Path("out/render-sheets"),

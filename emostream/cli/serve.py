@@ -75,6 +75,29 @@ def register(app: typer.Typer) -> None:
             min=0.0,
             help="Requests per minute per client address on /offer and /portrait (bursts of 20); 0: off.",
         ),
+        ray_address: str | None = typer.Option(
+            None,
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the sessions on a Ray cluster: `auto` (the cluster this machine is part of), "
+            "a cluster address HOST:PORT, or `local` (a new one-machine cluster). Needs the `ray` extra.",
+        ),
+        sessions_per_host: int = typer.Option(
+            2, "--sessions-per-host", help="With --ray: sessions per session host (one engine each)."
+        ),
+        cpus_per_session: float = typer.Option(
+            1.0, "--cpus-per-session", help="With --ray: Ray CPUs each session reserves."
+        ),
+        gpus_per_session: float = typer.Option(
+            0.0, "--gpus-per-session", help="With --ray: fraction of a GPU each session reserves."
+        ),
+        min_hosts: int = typer.Option(1, "--min-hosts", help="With --ray: session hosts kept running."),
+        max_hosts: int | None = typer.Option(
+            None, "--max-hosts", help="With --ray: most session hosts (default: --min-hosts)."
+        ),
+        idle_s: float = typer.Option(
+            60.0, "--host-idle-s", help="With --ray: seconds an idle host above --min-hosts is kept."
+        ),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
         # deferred: aiortc (heavy), after the arguments are checked
@@ -92,6 +115,20 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--token (or {TOKEN_ENV}) must not be empty")
         rtc_configuration(ice_server)  # validates the URLs before anything loads
         check_listen(host, port)  # a bad host or a port in use fails now, not after loading
+        if ray_address is not None:
+            # deferred: ray (optional dependency, the `ray` extra)
+            from emostream.integrations.ray.cli import RayServeArgs, serve_on_ray
+
+            hosts = max_hosts if max_hosts is not None else max(min_hosts, 1)
+            args = RayServeArgs(
+                address=ray_address, host=host, port=port, image=image,
+                max_sessions=wanted if wanted is not None else sessions_per_host * hosts,
+                ice_servers=tuple(ice_server), renderer=renderer, size=size, device=device,
+                framing=opts.framing(), sessions_per_host=sessions_per_host, cpus_per_session=cpus_per_session,
+                gpus_per_session=gpus_per_session, min_hosts=min_hosts, max_hosts=hosts, idle_s=idle_s,
+            )  # fmt: skip
+            serve_on_ray(args, echo=typer.echo)
+            return
         opts.check_portrait()  # the image and its face, before the models load
         # deferred: torch, onnxruntime (the engine), after the arguments are checked
         from emostream.engine.pipeline import Engine, EngineConfig

@@ -410,6 +410,11 @@ class Session:
         self._thread.join(timeout)
 
     @property
+    def worker_alive(self) -> bool:
+        """Whether the worker thread still runs (False once a stopped session is joined)."""
+        return self._thread.is_alive()
+
+    @property
     def emotion(self) -> EmotionStyle:
         return self._style
 

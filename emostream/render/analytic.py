@@ -4,12 +4,14 @@ Per portrait (``AnalyticRenderer(portrait)``, a few ms after the cached landmark
 to the photo's landmarks, build the warp mesh, the inner-mouth model and the paste-back mask.
 Per batch of frames: rig → driven 3D landmarks (It), FOMM's relative motion from the neutral rig
 (In) onto the photo's keypoints (T), a fold-free piecewise-affine backward map, ``cv2.remap``
-(bilinear: anti-aliased), the inner mouth, closed eyelids (render/eyes.py), a glasses frame kept
-rigid (render/glasses.py). With ``Framing(crop="photo")`` the frame is the whole photo (its long
-side capped): the crop's map re-warps the full-resolution photo and what was drawn is laid over
-it (render/pasteback.py); with ``crop="face"`` (or no framing) it is the square crop. Everything
-per frame is O(pixels) C code plus ~1k small cv2 rasterisation calls; see
-benchmarks/bench_render.py and benchmarks/bench_pasteback.py.
+(bilinear: anti-aliased), the inner mouth (render/mouth.py: the photo's own teeth, or teeth in the
+photo's tones, sharpness and grain measured by render/photo_look.py; facial hair kept in front),
+closed eyelids (render/eyes.py), a glasses frame kept rigid (render/glasses.py). With
+``Framing(crop="photo")`` the frame is the whole photo (its long side capped): the crop's map
+re-warps the full-resolution photo and what was drawn is laid over it (render/pasteback.py); with
+``crop="face"`` (or no framing) it is the square crop. Everything per frame is O(pixels) C code
+plus ~1k small cv2 rasterisation calls; see benchmarks/bench_render.py and
+benchmarks/bench_pasteback.py.
 
 Also draws the rig itself (``rig_render`` / ``rig_render_neutral``) for the FOMM renderer.
 """
@@ -27,6 +29,7 @@ from emostream.render.glasses import RigidGlasses
 from emostream.render.motion_transfer import movement_scale, relative_keypoints
 from emostream.render.mouth import InnerMouth
 from emostream.render.pasteback import Layer, PasteBack
+from emostream.render.photo_look import PhotoLook
 from emostream.render.portrait import Portrait
 from emostream.render.rig import Rig
 from emostream.render.rig_render import RigRenderer
@@ -51,11 +54,12 @@ class AnalyticRenderer:
         #: Glasses frames are kept rigid (None: no glasses found); the warp reads ``self.source``.
         self.glasses = RigidGlasses.detect(portrait.crop, portrait.landmarks)
         self.source = portrait.crop if self.glasses is None else self.glasses.source
-        self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks)
+        look = PhotoLook.measure(portrait.crop, portrait.landmarks)
+        self.mouth = InnerMouth(self.rig, portrait.crop, portrait.landmarks, look)
         blink = neutral_vector()
         blink[[BLENDSHAPE_INDEX["eyeBlinkLeft"], BLENDSHAPE_INDEX["eyeBlinkRight"]]] = 1.0
         closed, _ = self.warp.fold_guard(self.warp.driven_points(self.keypoints(blink[None])[0]))
-        self.eyelids = Eyelids(self.source, portrait.landmarks, closed[: self.warp.n_face])
+        self.eyelids = Eyelids(self.source, portrait.landmarks, closed[: self.warp.n_face], look)
         self.framing = framing
         self.paste = paste_back_for(portrait, self.warp.ring_mask(), framing, self.glasses)
         self._rig_renderer: RigRenderer | None = None

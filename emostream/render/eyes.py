@@ -7,12 +7,14 @@ of compressed eye. When a lid is nearly closed, this covers the lid region (from
 band to the lower lid) with skin taken from the frame itself, column by column: a vertical blend
 from the pixels just above the patch (the lid skin the warp brought down) to those just below it
 (the lower lid), lightly smoothed along the lid, so the closed lid has the colours and shading of
-the skin around it in every frame (also under head motion). Where the lids meet, the lash fringe
-of a closed eye is drawn in the photo's lash colour (the darkest 5 % of its lash band): a band
-hanging below the lid margin, 2 % of the eye-corner distance deep mid-lid, opaque at the margin
-and 80 % towards the tips, tapering to the corners along a smooth curve, supersampled (a 1 px
-line, as before, read as a crease over a still-open eye to people and to the eye-contour model
-alike).
+the skin around it in every frame (also under head motion), with the photo's own fine skin
+texture laid over it (the high-pass of the skin above the eye, fixed per portrait and carried with
+the head, so it never shimmers). Where the lids meet, the lash fringe of a closed eye is drawn in
+the photo's own lash tone (the median of the darkest 5 % of its lash band, so a sepia photo gets
+sepia lashes and no pixel darker than its lashes): a band hanging below the lid margin, 2 % of
+the eye-corner distance deep mid-lid, opaque at the margin and 80 % towards the tips, tapering to
+the corners along a smooth curve, supersampled and then softened to the photo's own sharpness
+(``PhotoLook.blur``), so it is no crisper than the photo's real lashes.
 
 The overlay fades in with closure, so half-closed and open eyes stay pure warp. Closure is measured
 against how far this portrait's lids travel at full blink: the rig's blink field is authored on the
@@ -28,6 +30,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from emostream.render import topology as tp
+from emostream.render.photo_look import LUMA, PhotoLook, highpass, luma
 
 _SHIFT = 4
 #: Closure (1 − gap / rest gap, ÷ the closure this portrait's lids reach at full blink) over
@@ -52,20 +55,26 @@ MARGIN = 0.5
 TIPS = 0.8
 #: Supersampling of the lash fringe's coverage.
 SUPERSAMPLE = 4
-#: Percentile (per channel) of the photo's lash band that colours the lash fringe.
+#: The lash fringe takes the median colour of the darkest ``LASH_PCT`` % of the photo's lash band.
 LASH_PCT = 5.0
 #: Smoothing of the sampled skin along the lid (box width, × the eye-corner distance).
 SKIN_SMOOTH = 0.12
 
 
 class Eyelids:
-    def __init__(self, crop: np.ndarray, landmarks: np.ndarray, closed: np.ndarray | None = None) -> None:
+    def __init__(
+        self, crop: np.ndarray, landmarks: np.ndarray, closed: np.ndarray | None = None,
+        look: PhotoLook | None = None,
+    ) -> None:  # fmt: skip
         """``closed``: float[468, 2] driven keypoints at full blink (eyeBlink = 1), so the fade is
         measured against how far this portrait's lids actually travel (the rig's blink field is
         authored on the reference face; on a photo whose eye is more open the driven lids stop
         short of each other at full blink). ``None``: the lids are taken to meet."""
         lm = landmarks[:, :2].astype(np.float64)
         self.iod = float(np.linalg.norm(lm[tp.EYE_LEFT_CORNERS[1]] - lm[tp.EYE_RIGHT_CORNERS[0]]))
+        self.look = look or PhotoLook.measure(crop, landmarks)
+        #: The photo's own fine skin texture (high-pass lightness), laid over the closed lids.
+        self.texture = highpass(luma(crop))
         lash = LASH * self.iod
         self.eyes = []
         for up, lo in ((tp.EYE_RIGHT_UPPER, tp.EYE_RIGHT_LOWER), (tp.EYE_LEFT_UPPER, tp.EYE_LEFT_LOWER)):
@@ -78,10 +87,14 @@ class Eyelids:
             lash_band = np.concatenate([lm[u] - [0, 0.2 * lash], (lm[u] - [0, lash])[::-1]])
             lash_mask = np.zeros(crop.shape[:2], np.uint8)
             cv2.fillPoly(lash_mask, [np.round(lash_band).astype(np.int32)], 1)
-            lash_px = crop[lash_mask > 0]
-            lash_c = np.percentile(lash_px, LASH_PCT, axis=0) if len(lash_px) else np.zeros(3)
+            lash_px = crop[lash_mask > 0].astype(np.float64)
+            lash_c = np.zeros(3)
+            if len(lash_px):  # the photo's own lash tone: the median of the band's darkest pixels
+                lum = lash_px @ LUMA
+                lash_c = np.median(lash_px[lum <= np.percentile(lum, LASH_PCT)], axis=0)
             self.eyes.append((u, lw, lash_c, rest, full))
         self.lash = lash
+        self.source_lm = lm
 
     def coverage(self, kp: np.ndarray) -> list[float]:
         """Per eye (right, left), the overlay's opacity in [0, 1] for driven keypoints ``kp``."""
@@ -112,11 +125,25 @@ class Eyelids:
             )
             mask = cv2.GaussianBlur(mask, (0, 0), max(0.7, 0.015 * self.iod))
             roi = self._skin(frame, top, bottom, x0, x1, y0, y1)
+            self._texture(roi, kp[u], u, x0, y0)
             meet = (kp[u] + kp[lw]) / 2
             self._lashes(roi, meet - off, lash_c)
             alpha = (mask.astype(np.float32) / 255.0 * a)[..., None]
             dst = frame[y0:y1, x0:x1]
             dst[:] = (dst * (1 - alpha) + roi * alpha + 0.5).astype(np.uint8)
+
+    def _texture(self, roi: np.ndarray, upper: np.ndarray, u: np.ndarray, x0: int, y0: int) -> None:
+        """Add the photo's own lid-skin texture to ``roi`` (in place): the high-pass of the skin
+        above the eye in the photo, carried down to the closed lid and with the head (fixed per
+        portrait, so it never shimmers)."""
+        src = self.source_lm[u]
+        h, w = roi.shape[:2]
+        d = (upper - src).mean(0)  # the head's motion of this eye (the lid's own is below)
+        lift = float(np.ptp(src[:, 1])) + LASH * self.iod + 2.0
+        mx = (np.arange(w, dtype=np.float32) + np.float32(x0 - d[0]))[None].repeat(h, 0)
+        my = (np.arange(h, dtype=np.float32) + np.float32(y0 - d[1] - lift))[:, None].repeat(w, 1)
+        tex = cv2.remap(self.texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+        roi[:] = np.clip(roi + tex[..., None] + 0.5, 0, 255).astype(np.uint8)
 
     def _lashes(self, roi: np.ndarray, meet: np.ndarray, lash_c: np.ndarray) -> None:
         """Draw the closed lid's lash fringe into ``roi`` (in place) along ``meet`` (float[9, 2],
@@ -134,7 +161,11 @@ class Eyelids:
         for lo, level in ((c + [0.0, 1.0] * depth, TIPS), (c + [0.0, 1.0] * (MARGIN * depth), 1.0)):
             poly = np.round((np.concatenate([up, lo[::-1]]) + 0.5) * k - 0.5 * (1 << _SHIFT)).astype(np.int32)
             cv2.fillPoly(big, [poly], round(255 * level), cv2.LINE_8, _SHIFT)
-        a = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)[..., None] / 255.0
+        a = cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        soft = float(np.sqrt(max(self.look.blur**2 - 0.35**2, 0.0)))
+        if soft > 0.2:  # as sharp as the photo's own edges, no sharper
+            a = np.asarray(cv2.GaussianBlur(a, (0, 0), soft), np.float32)
+        a = a[..., None]
         roi[:] = np.clip(roi * (1.0 - a) + np.asarray(lash_c, np.float32) * a + 0.5, 0, 255).astype(np.uint8)
 
     def _skin(

@@ -20,8 +20,11 @@ three-quarter view (yaw about 35°) of Luis Pedro Coelho, the photo he ships as
 ``mahotas/demos/data/luispedro.jpg`` in his MIT-licensed ``mahotas`` package; it is bundled
 byte-identical (22,735 bytes) in ``emostream/assets/faces/`` (see ``emostream/assets/LICENSES.md``).
 
-``test_faces()`` (what ``eval render`` and the contact sheets use) adds three copies derived by a
-fixed formula: ``hopper_sepia`` (a sepia print), ``astronaut_gray`` (greyscale, with teeth) and
+``test_faces()`` (what ``eval render`` and the contact sheets use) adds two more identities,
+photos of PETSc developers from the PETSc team page (BSD-2-Clause documentation, Debian
+``petsc3.18-doc``): ``kaushik`` (darker skin, moustache, smile with teeth; byte-identical) and
+``may`` (full beard, the head filling the frame; resized), and three copies derived by a fixed
+formula: ``hopper_sepia`` (a sepia print), ``astronaut_gray`` (greyscale, with teeth) and
 ``hopper_lowres`` (180 px on the long side); ``TEST_FACE_KINDS`` says what each face covers.
 """
 
@@ -138,14 +141,19 @@ TEST_FACE_KINDS = {
     "hopper_sepia": "sepia print (derived), closed mouth, glasses",
     "astronaut_gray": "greyscale (derived), open smile with teeth",
     "hopper_lowres": "low resolution (derived): face ~70 px wide",
+    "kaushik": "colour, darker (brown) skin, moustache, smile with teeth",
+    "may": "colour, full beard and moustache, closed mouth, head filling the frame",
 }
 
 
 def test_faces() -> list[tuple[str, np.ndarray]]:
-    """``sample_faces()`` plus derived copies that cover greyscale, sepia and low resolution (see
-    ``TEST_FACE_KINDS``); the fast render tests use ``sample_faces()`` only."""
+    """``sample_faces()`` plus two bundled photos (darker skin, full beard) and derived copies that
+    cover greyscale, sepia and low resolution (see ``TEST_FACE_KINDS``); the fast render tests use
+    ``sample_faces()`` only."""
     return [
         *sample_faces(),
+        ("kaushik", _bundled_face("kaushik.jpg")),
+        ("may", _bundled_face("may.jpg")),
         ("hopper_sepia", sepia_test_face()),
         ("astronaut_gray", gray_test_face()),
         ("hopper_lowres", lowres_test_face()),

@@ -32,6 +32,7 @@ FACE_OVAL = (
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
 )  # fmt: skip
 NOSE_TIP = 1
+NOSE_BASE = 2  # below the nose tip (subnasale)
 CHIN = 152
 FOREHEAD = 10
 NOSE_ALAR_RIGHT, NOSE_ALAR_LEFT = 129, 358

@@ -26,7 +26,8 @@ MAX_OFFER_DEPTH = 4
 class Offer:
     sdp: str
     style: EmotionStyle
-    portrait: str | None
+    #: Portrait id from ``POST /portrait`` (None: the server's default portrait).
+    portrait: str | None = None
 
 
 def check_sdp(sdp: str) -> None:

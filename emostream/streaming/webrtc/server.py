@@ -54,7 +54,7 @@ from emostream.streaming.webrtc.ice import (
     is_loopback_host,
     rtc_configuration,
 )
-from emostream.streaming.webrtc.offer import MAX_OFFER_BYTES, check_sdp, parse_offer
+from emostream.streaming.webrtc.offer import MAX_OFFER_BYTES, Offer, check_sdp, parse_offer
 from emostream.streaming.webrtc.portrait import MAX_UPLOAD_BYTES, PortraitStore
 from emostream.streaming.webrtc.tracks import (
     DEFAULT_LEAD_S,
@@ -102,6 +102,19 @@ class ServerConfig:
     #: Bearer token required on /offer and /portrait (None: none).
     token: str | None = None
     rate_limit: guard.RateLimit = field(default_factory=guard.RateLimit)
+
+
+class OfferRejected(Exception):
+    """An offer the server cannot answer because of what the client sent (HTTP 400)."""
+
+
+def busy_message(max_sessions: int) -> str:
+    return f"Server busy: all {max_sessions} avatar sessions are in use; try again later."
+
+
+def busy_response(max_sessions: int) -> web.Response:
+    """The 503 answer beyond capacity (the Ray front answers the same)."""
+    return web.json_response({"error": busy_message(max_sessions)}, status=503, headers={"Retry-After": "10"})
 
 
 def web_root() -> resources.abc.Traversable:
@@ -258,8 +271,12 @@ class PeerSession:
 class AvatarServer:
     """The app and its live peers. ``app`` is an aiohttp Application; ``peers`` the live ones."""
 
-    def __init__(self, config: ServerConfig, session_factory: SessionFactory) -> None:
+    def __init__(
+        self, config: ServerConfig, session_factory: SessionFactory, *, id_prefix: str = "s"
+    ) -> None:
         self.config = config
+        #: Peer ids are ``id_prefix`` + a counter (a Ray session host adds its own prefix).
+        self.id_prefix = id_prefix
         self.session_factory = session_factory
         self.peers: dict[str, PeerSession] = {}
         self._ids = itertools.count(1)
@@ -367,11 +384,7 @@ class AvatarServer:
         if refused is not None:
             return refused
         if len(self.peers) + self._pending >= self.config.max_sessions:
-            n = self.config.max_sessions
-            return self._refuse(
-                "busy", 503, f"Server busy: all {n} avatar sessions are in use; try again later.",
-                **{"Retry-After": "10"},
-            )  # fmt: skip
+            return self._refuse("busy", 503, busy_message(self.config.max_sessions), **{"Retry-After": "10"})
         self._pending += 1
         try:
             return await self._answer(request)
@@ -380,26 +393,33 @@ class AvatarServer:
 
     async def _answer(self, request: web.Request) -> web.Response:
         try:
-            body = await read_limited(request, MAX_OFFER_BYTES)
-            offer = parse_offer(body)
+            offer = parse_offer(await read_limited(request, MAX_OFFER_BYTES))
             portrait = self.portraits.path(offer.portrait) if offer.portrait else None
+            answer = await self.answer_offer(offer, portrait)
+        except (EmostreamError, OfferRejected) as e:
+            return self._refuse("bad-offer", 400, str(e))
+        return web.json_response(answer)
+
+    async def answer_offer(self, offer: Offer, portrait: Path | None) -> dict[str, str]:
+        """Open a peer for a parsed offer: ``{"sdp", "type": "answer", "id"}``. Raises
+        OfferRejected (the client's fault: a bad portrait or SDP); the SDP is checked before a
+        session is built. Capacity is the caller's."""
+        try:
             check_sdp(offer.sdp)
         except EmostreamError as e:
-            return self._refuse("bad-offer", 400, str(e))
-
+            raise OfferRejected(str(e)) from e
         loop = asyncio.get_running_loop()
         try:
             session = await loop.run_in_executor(None, self.session_factory, portrait, offer.style)
         except EmostreamError as e:
-            return self._refuse("bad-offer", 400, str(e))
-        sdp = offer.sdp
+            raise OfferRejected(str(e)) from e
 
         pc = RTCPeerConnection(rtc_configuration(self.config.ice_servers))
         clock = MediaClock(self.config.lead_s)
         fps = self.config.fps
         feed = AvatarFeed(clock, fps, lambda pts: session_frame_due(session, pts, fps))
         peer = PeerSession(
-            id=f"s{next(self._ids)}",
+            id=f"{self.id_prefix}{next(self._ids)}",
             pc=pc,
             session=session,
             feed=feed,
@@ -409,7 +429,7 @@ class AvatarServer:
         )
         self._wire(peer)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             pc.addTrack(peer.audio)
             pc.addTrack(peer.video)
             for t in pc.getTransceivers():
@@ -419,14 +439,14 @@ class AvatarServer:
             await pc.setLocalDescription(answer)
         except Exception as e:  # aiortc raises ValueError/InternalError on SDP it rejects
             await peer.close(f"cannot negotiate: {e}")
-            return self._refuse("bad-offer", 400, f"bad offer: cannot negotiate: {e}")
+            raise OfferRejected(f"bad offer: cannot negotiate: {e}") from e
         self.peers[peer.id] = peer
         peer.spawn(peer.pump(), "pump")
         peer.spawn(peer.stats_loop(), "stats")
         peer.spawn(self._watchdog(peer), "watchdog")
         log.info("peer %s: answered (%d live)", peer.id, len(self.peers))
         local = pc.localDescription
-        return web.json_response({"sdp": local.sdp, "type": local.type, "id": peer.id})
+        return {"sdp": local.sdp, "type": local.type, "id": peer.id}
 
     def _forget(self, peer: PeerSession) -> None:
         self.peers.pop(peer.id, None)

@@ -1,0 +1,82 @@
+"""``emostream agent`` in headless Chromium: presented fps, A/V offset, interrupt latency (JSON).
+
+Runs the bot (Pipecat SmallWebRTC + piper + EmostreamVideoService) against a real headless
+Chromium, as tests/test_agent_browser.py does, and prints the figures the voice-agent issue
+targets: presented fps (about 25), A/V offset (|offset| <= 45 ms; positive: sound late), and
+the time from the page's Interrupt click to the last loud sound it hears. The motion is the
+transparent test motion (jawOpen = each frame's audio energy, tests/browser/stub_engine.py) so
+the offset can be read off the correlation of mouth darkness and the heard sound; ``--engine
+real`` runs the shipped models instead (then the offset includes the model's own timing).
+
+    python benchmarks/bench_agent_browser.py --runs 2 --json out/bench/agent_browser.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from browser.agent import speak_and_interrupt, speak_line
+
+
+def _engine(kind: str) -> Any:
+    if kind == "energy":
+        from browser.stub_engine import energy_engine
+
+        return energy_engine(size=256)
+    from emostream.engine.pipeline import Engine, EngineConfig
+
+    return Engine.load(EngineConfig(renderer="analytic", size=256))
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    engine = _engine(args.engine)
+    lines, interrupts = [], []
+    for _ in range(args.runs):
+        _, figures = await speak_line(engine)
+        lines.append(figures)
+        _, figures = await speak_and_interrupt(engine)
+        interrupts.append(figures)
+
+    def med(values: list[float | None]) -> float | None:
+        v = [x for x in values if x is not None and np.isfinite(x)]
+        return float(np.median(v)) if v else None
+
+    return {
+        "engine": args.engine,
+        "runs": args.runs,
+        "load_avg_1min": os.getloadavg()[0],
+        "presented_fps": med([f["video"]["presented_fps"] for f in lines]),
+        "av_offset_ms": med([f["av_offset_ms"] for f in lines]),
+        "av_corr_r": med([f["av_corr_r"] for f in lines]),
+        "session_dropped_frames": med([f["session_dropped_frames"] for f in lines]),
+        "say_to_first_sound_ms": med([f["say_to_first_sound_ms"] for f in lines]),
+        "interrupt_to_silence_ms": med([f["interrupt_to_silence_ms"] for f in interrupts]),
+        "bot_ended_after_disconnect_s": med([f["bot_ended_after_disconnect_s"] for f in interrupts]),
+        "targets": {"presented_fps": "about 25", "abs_av_offset_ms": "<= 45"},
+        "per_run": {"lines": lines, "interrupts": interrupts},
+    }
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--engine", choices=("energy", "real"), default="energy")
+    p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = p.parse_args()
+    result = asyncio.run(main(args))
+    text = json.dumps(result, indent=1, default=float)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text)
+    summary = {k: v for k, v in result.items() if k != "per_run"}
+    print(json.dumps(summary, indent=1, default=float))
