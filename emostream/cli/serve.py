@@ -124,8 +124,9 @@ def register(app: typer.Typer) -> None:
                 address=ray_address, host=host, port=port, image=image,
                 max_sessions=wanted if wanted is not None else sessions_per_host * hosts,
                 ice_servers=tuple(ice_server), renderer=renderer, size=size, device=device,
-                framing=opts.framing(), sessions_per_host=sessions_per_host, cpus_per_session=cpus_per_session,
-                gpus_per_session=gpus_per_session, min_hosts=min_hosts, max_hosts=hosts, idle_s=idle_s,
+                framing=opts.framing(), sessions_per_host=sessions_per_host,
+                cpus_per_session=cpus_per_session, gpus_per_session=gpus_per_session,
+                min_hosts=min_hosts, max_hosts=hosts, idle_s=idle_s,
             )  # fmt: skip
             serve_on_ray(args, echo=typer.echo)
             return

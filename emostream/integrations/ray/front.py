@@ -267,15 +267,14 @@ class RayFront(AvatarServer):
     async def _shared_ref(self, pid: str) -> ray.ObjectRef:
         """The object-store copy of an uploaded portrait (put again from disk if dropped)."""
         path = self.portraits.path(pid)
-        ref = self._shared.get(pid)
-        if ref is None:
+        if pid not in self._shared:
             loop = asyncio.get_running_loop()
-            ref = await loop.run_in_executor(None, lambda: ray.put(path.read_bytes()))
-            self._shared[pid] = ref
+            put: ray.ObjectRef = await loop.run_in_executor(None, lambda: ray.put(path.read_bytes()))
+            self._shared[pid] = put
             while len(self._shared) > MAX_SHARED_PORTRAITS:
                 self._shared.popitem(last=False)
         self._shared.move_to_end(pid)
-        return ref
+        return self._shared[pid]
 
     async def portrait(self, request: web.Request) -> web.Response:
         data = await request.read()

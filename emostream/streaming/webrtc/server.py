@@ -481,7 +481,7 @@ class AvatarServer:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def _drop(self, peer: PeerSession, reason: str) -> None:
+    def _drop_peer(self, peer: PeerSession, reason: str) -> None:
         log.warning("peer %s: %s; dropping it", peer.id, reason)
         peer.send({"type": "error", "message": f"session closed: {reason}"})
         self._close_soon(peer, reason)
@@ -493,7 +493,7 @@ class AvatarServer:
         deadline = time.monotonic() + cfg.connect_timeout_s
         while peer.pc.connectionState != "connected":
             if time.monotonic() > deadline:
-                return self._drop(peer, f"not connected after {cfg.connect_timeout_s:.0f} s")
+                return self._drop_peer(peer, f"not connected after {cfg.connect_timeout_s:.0f} s")
             await asyncio.sleep(WATCH_INTERVAL_S)
         heard, count = time.monotonic(), peer.packets_received()
         peer.last_item = max(peer.last_item, heard)
@@ -504,9 +504,10 @@ class AvatarServer:
             if n != count:
                 heard, count = now, n
             elif now - heard > cfg.peer_timeout_s:
-                return self._drop(peer, f"no packets from the peer for {cfg.peer_timeout_s:g} s")
+                return self._drop_peer(peer, f"no packets from the peer for {cfg.peer_timeout_s:g} s")
             if now - peer.last_item > cfg.idle_timeout_s:
-                return self._drop(peer, f"the avatar session produced nothing for {cfg.idle_timeout_s:g} s")
+                reason = f"the avatar session produced nothing for {cfg.idle_timeout_s:g} s"
+                return self._drop_peer(peer, reason)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(p.close() for p in list(self.peers.values())))
