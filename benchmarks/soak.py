@@ -123,7 +123,8 @@ class Peer:
         if gaps.size and gaps.max() > STALL_S:
             k = int(gaps.argmax())
             sent = self.sent_between(times[k], times[k + 1])
-            return f"video paused {gaps.max():.1f} s (server sent {sent} frames meanwhile)"
+            meanwhile = "no stats message either" if sent is None else f"the server sent {sent} frames"
+            return f"video paused {gaps.max():.1f} s ({meanwhile})"
         return None
 
     def fps(self) -> float | None:
