@@ -37,10 +37,6 @@ def test_soak_has_no_stalls_no_leaked_peers_and_no_500(soak: dict[str, Any]) -> 
     assert r["server_tracebacks"] == 0 and r["server_exit_code"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18: the server's RSS at idle still grows 4-7 % in a 2-minute soak (13 % in 30 minutes); "
-    "remove this mark when it holds",
-)
 def test_soak_rss_grows_at_most_5_percent_after_warm_up(soak: dict[str, Any]) -> None:
+    """Not met yet (issue 18): 4-7 % in 2-minute runs here, 13 % over 30 minutes."""
     assert soak["resources"]["rss_mb"]["growth_pct"] <= 5.0, soak["idle_points"]
