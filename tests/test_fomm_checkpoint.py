@@ -59,6 +59,23 @@ def test_not_a_torch_file_and_missing_file(tmp_path: Path) -> None:
         load_fomm(tmp_path / "nope.pth", cfg)
 
 
+def test_pickled_objects_are_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    """Issue 18, item 11: PyTorch's message advises retrying with weights_only=False (running the
+    file's code); the error names what the file holds and never passes that advice on."""
+    import argparse
+
+    _, cfg, _ = paths("fomm_small")
+    p = tmp_path / "objects.pth"
+    torch.save({"kp_detector": {}, "generator": {}, "args": argparse.Namespace(lr=1)}, p)
+    with pytest.raises(CheckpointError) as e:
+        load_fomm(p, cfg)
+    assert str(e.value) == (
+        f"{p}: the checkpoint holds Python objects besides tensors (it references argparse.Namespace); "
+        "only plain tensor checkpoints are loaded"
+    )
+    assert "weights_only" not in str(e.value) and "\n" not in str(e.value)
+
+
 def test_wrong_config_keys() -> None:
     ckpt, _, _ = paths("fomm_small")
     _, alt_cfg, _ = paths("fomm_small_alt")

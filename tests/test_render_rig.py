@@ -135,12 +135,23 @@ def test_mouth_close_needs_an_open_jaw(astronaut_256) -> None:
     assert up[tp.LIP_LOWER_MID, 1] < lo[tp.LIP_LOWER_MID, 1] - 0.1
 
 
-def test_shipped_rig_is_rebuilt_exactly_by_build_rig(tmp_path):
-    """`python -m emostream.render.build_rig` reproduces emostream/assets/rig/rig.npz bit for bit."""
+#: Agreement asked of a rebuilt rig's geometry, in its unit (the outer-eye-corner distance, about
+#: 0.4 of the face's width): 1e-4 of the face size, 0.01 px on a 256 px crop. The rig comes from
+#: a landmark model's floats, which differ across CPUs (1.8e-5 on an AMD EPYC, issue 18).
+RIG_TOL = 1e-4
+
+
+def test_shipped_rig_is_rebuilt_by_build_rig(tmp_path):
+    """`python -m emostream.render.build_rig` reproduces emostream/assets/rig/rig.npz: the mesh
+    (triangles, mirror map) exactly, the geometry within RIG_TOL."""
     from emostream.render.build_rig import RIG_PATH, build
 
     shipped = np.load(RIG_PATH)
     rebuilt = np.load(build(tmp_path / "rig.npz"))
     assert sorted(shipped.files) == sorted(rebuilt.files)
     for k in shipped.files:
-        np.testing.assert_array_equal(rebuilt[k], shipped[k], err_msg=k)
+        assert rebuilt[k].dtype == shipped[k].dtype and rebuilt[k].shape == shipped[k].shape, k
+        if shipped[k].dtype.kind == "f":
+            np.testing.assert_allclose(rebuilt[k], shipped[k], rtol=0, atol=RIG_TOL, err_msg=k)
+        else:
+            np.testing.assert_array_equal(rebuilt[k], shipped[k], err_msg=k)

@@ -4,10 +4,11 @@ deliberate drops when compute falls behind."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
-from session_doubles import BLINK, JAW, SMILE, WINDOW, double_engine, tone
+from session_doubles import BLINK, JAW, SMILE, WINDOW, DoubleRenderer, double_engine, tone
 
 from emostream.config import SAMPLE_RATE
 from emostream.engine.clock import SimulatedClock, WallClock
@@ -164,6 +165,33 @@ async def test_behind_schedule_frames_are_dropped_not_late() -> None:
     assert s.stats.dropped_frames > 0
     assert len(vid) + s.stats.dropped_frames >= 40
     assert all(b.pts > a.pts for a, b in itertools.pairwise(vid))
+
+
+class StallOnceRenderer(DoubleRenderer):
+    """Fast, except that its first frame takes 1 s (a worker descheduled under load)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def render(self, motion: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(1.0)
+        return super().render(motion)
+
+
+async def test_one_stall_does_not_stop_rendering_for_good() -> None:
+    """Issue 18, item 1: one slow render made every later frame look late (the estimate was
+    only updated by rendering), so the session yielded no video ever again."""
+    engine = double_engine()
+    engine.renderer_factory = lambda portrait: StallOnceRenderer()
+    s = engine.new_session(clock=WallClock())
+    s.start()  # idle: silence is fed just in time, so frames have little slack
+    _ark, _aud, vid = await collect_frames(s, 80)
+    s.stop()
+    assert s.stats.dropped_frames > 0, "the stall costs some frames"
+    assert len(vid) >= 30 and vid[-1].pts >= 70, f"rendering resumed: {[v.pts for v in vid]}"
 
 
 async def late_input_run(resync: bool) -> tuple[np.ndarray, Session, float, float]:

@@ -22,6 +22,9 @@ from emostream.streaming.webrtc import codecs, control, ice, portrait
 from emostream.streaming.webrtc.tracks import (
     AUDIO_RATE,
     AUDIO_SAMPLES,
+    MAX_AUDIO_AHEAD_S,
+    MAX_PUT_WAIT_S,
+    MAX_START_WAIT_S,
     OPUS_LOOKAHEAD,
     VIDEO_CLOCK,
     AvatarAudioTrack,
@@ -219,7 +222,32 @@ async def test_audio_gap_is_silence_and_feed_is_bounded() -> None:
     more = asyncio.create_task(feed.put_audio(1920 + 48000, np.zeros(640, np.float32), 16000))
     await asyncio.sleep(0.1)
     assert blocked.done() and not more.done()
-    more.cancel()
+    # ...but never for good (issue 18, item 1): when the tracks do not consume, the oldest
+    # buffered audio is dropped after MAX_PUT_WAIT_S and the producer goes on.
+    await asyncio.wait_for(more, MAX_PUT_WAIT_S + 1.0)
+    assert feed.overflow_audio_samples > 0
+    assert len(feed.audio) <= MAX_AUDIO_AHEAD_S * AUDIO_RATE + 3 * 640  # + the chunk put
+
+
+async def test_tracks_start_without_any_video_from_the_session() -> None:
+    """Issue 18, item 1: an overloaded session drops every frame as late and yields only audio
+    (or nothing). The clock starts from the first item of any kind, or by the tracks after
+    MAX_START_WAIT_S; the video repeats a black frame and the audio flows."""
+    # Only audio from the session: the clock starts from it, the video track sends at once.
+    feed = AvatarFeed(MediaClock(lead_s=0.0), fps=25)
+    await feed.put_audio(0, np.full(640 * 5, 0.25, np.float32), 16000)
+    assert feed.clock.started
+    video, audio = AvatarVideoTrack(feed), AvatarAudioTrack(feed)
+    v = await asyncio.wait_for(video.recv(), 0.5)
+    a = await asyncio.wait_for(audio.recv(), 0.5)
+    assert v.pts == 0 and video.stats.repeated == 1 and a.pts is not None and a.pts <= 2 * AUDIO_SAMPLES
+    assert np.abs(a.to_ndarray()).max() > 5000, "the session's audio plays without any video"
+    # Nothing at all from the session: the tracks start the clock themselves.
+    idle = AvatarFeed(MediaClock(lead_s=0.0), fps=25)
+    t = time.monotonic()
+    frames = [await AvatarVideoTrack(idle).recv() for _ in range(1)]
+    assert idle.clock.started and time.monotonic() - t < MAX_START_WAIT_S + 0.5
+    assert frames[0].width == 16
 
 
 # --- CLI -----------------------------------------------------------------------------------
@@ -238,3 +266,29 @@ def test_serve_rejects_bad_options(args: list[str], needle: str, capsys: pytest.
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("emostream: error: ") and needle in err and "\n" not in err
+
+
+# --- capacity (--max-sessions auto) --------------------------------------------------------
+def test_capacity_follows_the_measured_per_frame_cost() -> None:
+    from session_doubles import DoubleRenderer, double_engine
+
+    from emostream.streaming.webrtc.capacity import calibrate, sessions_for
+
+    assert sessions_for(0.012, 0.002, cores=2, fps=25) == 2  # the 2-core reference machine at 256²
+    assert sessions_for(0.004, 0.001, cores=8, fps=25) == 32
+    assert sessions_for(0.5, 0.0, cores=2, fps=25) == 1, "never below one session"
+
+    class BusyRenderer(DoubleRenderer):  # burns CPU (calibration counts CPU time, not sleep)
+        def render(self, motion: np.ndarray) -> np.ndarray:
+            end = time.thread_time() + 0.01 * len(motion)
+            while time.thread_time() < end:
+                pass
+            return super().render(motion)
+
+    fast = calibrate(double_engine())
+    slow_engine = double_engine()
+    slow_engine.renderer_factory = lambda portrait: BusyRenderer()
+    slow = calibrate(slow_engine)
+    assert slow.frame_ms >= 10.0 > fast.frame_ms
+    assert 1 <= slow.sessions < fast.sessions
+    assert slow.describe().startswith(f"{slow.sessions} sessions (calibrated: ")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
+from types import FrameType
 
 import typer
 from typer._click.exceptions import ClickException  # typer vendors click
@@ -36,7 +38,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent",
 )
 
-_state = {"debug": False}
+_state = {"debug": False, "terminated": False}
+#: What typer returns (standalone_mode=False) when a command was interrupted: it turns
+#: KeyboardInterrupt (Ctrl-C, and SIGTERM here) into this exit code instead of raising.
+_INTERRUPTED = 130
 
 
 def _version(value: bool) -> None:
@@ -64,20 +69,40 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"emostream.cli.{_name}").register(app)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every command unwinds the same way (finally blocks
+    run, temporary files and folders are removed, no partial output is left)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    _state["terminated"] = True
+    raise Terminated()
+
+
+def _interrupted() -> None:
+    if _state["terminated"]:
+        print("emostream: terminated", file=sys.stderr)
+        sys.exit(143)
+    print("emostream: interrupted", file=sys.stderr)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    if argv is None:  # the console script, not a test calling main() in-process
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        app(args=args, standalone_mode=False)
+        if app(args=args, standalone_mode=False) == _INTERRUPTED:
+            _interrupted()
     except EmostreamError as e:
         if debug:
             raise
         print(f"emostream: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        print("emostream: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

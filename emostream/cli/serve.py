@@ -9,8 +9,25 @@ from pathlib import Path
 import typer
 
 from emostream.arkit import EmotionStyle
-from emostream.cli.options import crop_option, framing_from, max_side_option
-from emostream.errors import InputError
+from emostream.cli import options
+from emostream.errors import ConfigError
+
+#: Environment variable holding the bearer token (instead of ``--token`` on the command line,
+#: where other users of the machine can read it).
+TOKEN_ENV = "EMOSTREAM_TOKEN"
+
+
+def parse_max_sessions(value: str) -> int | None:
+    """``auto`` → None (calibrate), else a positive integer."""
+    if value == "auto":
+        return None
+    try:
+        n = int(value)
+    except ValueError as e:
+        raise ConfigError(f"--max-sessions must be 'auto' or a positive integer, got {value!r}") from e
+    if n < 1:
+        raise ConfigError(f"--max-sessions must be 'auto' or a positive integer, got {value!r}")
+    return n
 
 
 def register(app: typer.Typer) -> None:
@@ -18,11 +35,19 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8080, "--port", help="TCP port of the page and the signalling."),
-        image: Path | None = typer.Option(
-            None, "--image", help="Portrait photo (default: the bundled portrait)."
-        ),
-        max_sessions: int = typer.Option(
-            4, "--max-sessions", min=1, help="Concurrent avatar sessions; more get HTTP 503."
+        image: Path | None = options.IMAGE,
+        renderer: str = options.RENDERER,
+        size: int = options.SIZE,
+        device: str = options.DEVICE,
+        checkpoint: Path | None = options.CHECKPOINT,
+        config: Path | None = options.CONFIG,
+        crop: str = options.crop_option(),
+        max_side: int = options.max_side_option(live=True),
+        max_sessions: str = typer.Option(
+            "auto",
+            "--max-sessions",
+            help="Concurrent avatar sessions, or auto: what this machine holds at this size and fps "
+            "(a one-second calibration at start). More get HTTP 503.",
         ),
         ice_server: list[str] = typer.Option(
             [],
@@ -30,11 +55,26 @@ def register(app: typer.Typer) -> None:
             help="STUN/TURN server URL, repeatable: stun:HOST:PORT or turn:USER:PASS@HOST:PORT "
             "(default: none, no STUN traffic).",
         ),
-        renderer: str = typer.Option("analytic", "--renderer", help="Renderer: analytic or fomm."),
-        size: int = typer.Option(256, "--size", help="Face working resolution: 256 or 512."),
-        crop: str = crop_option(),
-        max_side: int = max_side_option(live=True),
-        device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+        allow_origin: list[str] = typer.Option(
+            [],
+            "--allow-origin",
+            help="Web origin (scheme://host[:port]) allowed to call /offer and /portrait besides the "
+            "server's own; repeatable; * allows any.",
+        ),
+        token: str | None = typer.Option(
+            None,
+            "--token",
+            envvar=TOKEN_ENV,
+            show_envvar=True,
+            help="Require 'Authorization: Bearer TOKEN' on /offer and /portrait (the page takes it "
+            "from #token=TOKEN in its address).",
+        ),
+        rate_limit: float = typer.Option(
+            60.0,
+            "--rate-limit",
+            min=0.0,
+            help="Requests per minute per client address on /offer and /portrait (bursts of 20); 0: off.",
+        ),
         ray_address: str | None = typer.Option(
             None,
             "--ray",
@@ -60,45 +100,69 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
-        # deferred: the engine and aiortc (heavy), after the arguments are checked
-        from emostream.engine.pipeline import Engine, EngineConfig
-        from emostream.engine.session import Session
+        # deferred: aiortc (heavy), after the arguments are checked
+        from emostream.streaming.webrtc.guard import RateLimit
         from emostream.streaming.webrtc.ice import rtc_configuration
-        from emostream.streaming.webrtc.server import AvatarServer, ServerConfig
+        from emostream.streaming.webrtc.server import AvatarServer, ServerConfig, check_listen
         from emostream.streaming.webrtc.server import serve as run_server
 
-        if image is not None and not image.is_file():
-            raise InputError("portrait image not found", image)
+        opts = options.RendererOptions(
+            image=image, renderer=renderer, size=size, device=device, checkpoint=checkpoint,
+            config=config, crop=crop, max_side=max_side,
+        ).check()  # fmt: skip
+        wanted = parse_max_sessions(max_sessions)
+        if token is not None and not token.strip():
+            raise ConfigError(f"--token (or {TOKEN_ENV}) must not be empty")
         rtc_configuration(ice_server)  # validates the URLs before anything loads
-        framing = framing_from(crop, max_side)
+        check_listen(host, port)  # a bad host or a port in use fails now, not after loading
         if ray_address is not None:
             # deferred: ray (optional dependency, the `ray` extra)
             from emostream.integrations.ray.cli import RayServeArgs, serve_on_ray
 
+            hosts = max_hosts if max_hosts is not None else max(min_hosts, 1)
             args = RayServeArgs(
-                address=ray_address, host=host, port=port, image=image, max_sessions=max_sessions,
+                address=ray_address, host=host, port=port, image=image,
+                max_sessions=wanted if wanted is not None else sessions_per_host * hosts,
                 ice_servers=tuple(ice_server), renderer=renderer, size=size, device=device,
-                framing=framing, sessions_per_host=sessions_per_host, cpus_per_session=cpus_per_session,
-                gpus_per_session=gpus_per_session, min_hosts=min_hosts,
-                max_hosts=max_hosts if max_hosts is not None else max(min_hosts, 1), idle_s=idle_s,
+                framing=opts.framing(), sessions_per_host=sessions_per_host,
+                cpus_per_session=cpus_per_session, gpus_per_session=gpus_per_session,
+                min_hosts=min_hosts, max_hosts=hosts, idle_s=idle_s,
             )  # fmt: skip
             serve_on_ray(args, echo=typer.echo)
             return
-        engine = Engine.load(EngineConfig(renderer=renderer, size=size, device=device, framing=framing))
+        opts.check_portrait()  # the image and its face, before the models load
+        # deferred: torch, onnxruntime (the engine), after the arguments are checked
+        from emostream.engine.pipeline import Engine, EngineConfig
+        from emostream.engine.session import Session
+
+        engine = Engine.load(EngineConfig(**opts.engine_kwargs()))
         first = engine.renderer_for(image)  # prepare the portrait now: a bad image fails at start
+        if wanted is None:
+            # deferred: the calibration's aiortc encoder, only for --max-sessions auto
+            from emostream.streaming.webrtc.capacity import calibrate
+
+            cap = calibrate(engine, image)
+            wanted = cap.sessions
+            typer.echo(f"emostream: capacity {cap.describe()}", err=True)
         cfg = ServerConfig(
             host=host,
             port=port,
-            max_sessions=max_sessions,
+            max_sessions=wanted,
             ice_servers=tuple(ice_server),
             fps=engine.fps,
             frame_size=max(first.width, first.height),  # the bitrate's scale
+            allow_origins=tuple(allow_origin),
+            token=token.strip() if token else None,
+            rate_limit=RateLimit(per_minute=rate_limit),
         )
 
         def new_session(portrait: Path | None, style: EmotionStyle) -> Session:
             return engine.new_session(portrait if portrait is not None else image, emotion=style)
 
         server = AvatarServer(cfg, new_session)
-        typer.echo(f"emostream: serving on http://{host}:{port}/ (max {max_sessions} sessions)")
+
+        def ready() -> None:
+            typer.echo(f"emostream: serving on http://{host}:{port}/ (max {wanted} sessions)")
+
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_server(server))
+            asyncio.run(run_server(server, on_ready=ready))

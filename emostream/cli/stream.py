@@ -14,9 +14,11 @@ from typing import Any
 import typer
 
 from emostream.arkit import EMOTIONS, EmotionStyle
+from emostream.cli import options
 from emostream.cli.options import crop_option, framing_from, max_side_option
 from emostream.config import DEFAULT_CROP, LIVE_MAX_SIDE
 from emostream.errors import ConfigError
+from emostream.streaming.sinks.outfile import check_writable
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,25 @@ async def _run(o: StreamOptions) -> Any:
     return stats
 
 
+def check_options(o: StreamOptions) -> None:
+    """Every option and output path, before a model loads (one line and exit 2 on failure)."""
+    options.RendererOptions(
+        image=o.image,
+        renderer=o.renderer,
+        size=o.size,
+        device=o.device,
+        checkpoint=o.checkpoint,
+        crop=o.crop,
+        max_side=o.max_side,
+    ).check()
+    EmotionStyle.parse(o.emotion)
+    for path in (o.out, o.wav, o.arkit_csv):
+        if path is not None:
+            check_writable(path)
+
+
 def run_stream(o: StreamOptions) -> None:
+    check_options(o)
     stats = asyncio.run(_run(o))
     lat = stats.latency_summary()
     fmt = {k: ("n/a" if v is None else f"{v:.0f} ms") for k, v in lat.items()}

@@ -81,6 +81,10 @@ _LIVE_GAP_S = 1.0
 _MAX_DEBT_S = 1.0
 _QUIET_BLOCK = 160
 _QUIET_RMS = 0.005
+#: Each frame skipped as late shrinks the render-time estimate by this factor: the estimate is
+#: only re-measured by rendering, so without the decay one stall (a descheduled worker) would
+#: make every later frame look late and the session would never render again (issue 18).
+_RENDER_EST_DECAY = 0.7
 
 __all__ = [
     "ArkitFrame",
@@ -712,6 +716,7 @@ class Session:
         if self.config.realtime and late:
             with self._cond:
                 self.stats.dropped_frames += 1
+            self._render_est *= _RENDER_EST_DECAY
             return None
         t = self.clock.now()
         times = self.stats.stage_times

@@ -9,6 +9,7 @@ regions become white background). ``describe_image`` reports what the loader wou
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,10 @@ def _open(p: Path, max_pixels: int) -> Image.Image:
             im = Image.open(p)
     except UnidentifiedImageError as e:
         raise ImageError(MSG_NOT_IMAGE, p) from e
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"image is too large (Pillow: {e})", p) from e
+    except Image.DecompressionBombError as e:  # Pillow's own cap, checked from the header too
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        n = f"{int(found.group(1)):,}" if found else "too many"
+        raise ImageError(f"image has {n} pixels; the limit is {max_pixels:,} pixels", p) from e
     except OSError as e:
         raise ImageError(MSG_TRUNCATED, p) from e
     w, h = im.size

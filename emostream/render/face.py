@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 NUM_LANDMARKS = 468
 #: Smallest face (inter-ocular distance in pixels) we accept.
 MIN_EYE_DISTANCE_PX = 20.0
+#: Smallest image side that can hold a usable face: two eyes MIN_EYE_DISTANCE_PX apart need a
+#: face about 2.5x that wide (smaller images are "too small", not "no face found").
+MIN_IMAGE_SIDE_PX = int(2.5 * MIN_EYE_DISTANCE_PX)
 #: |yaw| beyond this (estimated from the landmarks) is a profile view; three-quarter views pass.
 MAX_SOURCE_YAW_DEG = 50.0
 
@@ -296,6 +299,11 @@ def detect_landmarks(
     ``check_pose=False`` skips the profile check (it needs the rig asset; build_rig has none yet)."""
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
         raise ImageError(f"expected an RGB uint8 image, got shape {img.shape} {img.dtype}", path)
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_IMAGE_SIDE_PX:
+        raise ImageError(
+            f"image too small for a face ({w}x{h} px; need at least {MIN_IMAGE_SIDE_PX} px per side)", path
+        )
     dets = detect_faces(img)
     if not dets:
         raise ImageError("no face found in the image", path)

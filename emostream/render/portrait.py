@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from emostream.errors import ImageError
+from emostream.errors import ConfigError
 from emostream.media.image import load_image_rgb
 from emostream.render.face import detect_landmarks
 from emostream.render.framing import crop_extended
@@ -239,8 +239,8 @@ def crop_affine_for(lm: np.ndarray, size: int, image_hw: tuple[int, int] | None 
 def prepare_portrait(
     img: np.ndarray, size: int = 256, *, path: str | Path | None = None, use_cache: bool = True
 ) -> Portrait:
-    if size not in (256, 512):
-        raise ImageError(f"output size must be 256 or 512, got {size}", path)
+    if size not in (256, 512):  # an option, not a fault of the image file
+        raise ConfigError(f"--size must be 256 or 512, got {size}")
     lm = cached_landmarks(img, path=path, use_cache=use_cache)
     m = crop_affine_for(lm, size, img.shape[:2])
     crop = crop_extended(img, m, (size, size))

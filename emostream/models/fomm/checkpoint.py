@@ -6,6 +6,7 @@ Reads only ``kp_detector`` and ``generator`` (training keys such as ``discrimina
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,14 +59,30 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         AssertionError,
         TypeError,
     ) as e:  # what torch.load raises on non-checkpoint bytes
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"truncated or not a torch checkpoint ({first})", p) from e
+        raise CheckpointError(_load_failure(e), p) from e
     if not isinstance(obj, dict) or not all(isinstance(obj.get(k), dict) for k in MODULE_KEYS):
         keys = sorted(map(str, obj))[:8] if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(
             f"not a FOMM checkpoint: expected top-level dicts 'kp_detector' and 'generator', found {keys}", p
         )
     return obj
+
+
+def _load_failure(e: BaseException) -> str:
+    """One line for a failed safe load. PyTorch's own message advises retrying with
+    ``weights_only=False``, i.e. running the file's pickled code: never passed on."""
+    text = str(e)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"the checkpoint holds Python objects besides tensors (it references {found.group(1)}); "
+            "only plain tensor checkpoints are loaded"
+        )
+    if "Weights only load failed" in text:  # keep only the unpickler's own complaint
+        detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n|$)", text)
+        text = detail.group(1) if detail else "not a tensor file"
+    first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    return f"truncated or not a torch checkpoint ({first})"
 
 
 def _load_module(module: nn.Module, state: dict[str, Any], name: str, path: Path, cfg: FommConfig) -> None:

@@ -4,10 +4,16 @@ Video frame ``pts`` (frame count at fps) and audio ``pts`` (sample count at 16 k
 the same t0, so the file's tracks line up exactly; the AAC encoder's priming delay is
 compensated by the muxer's edit list. Gaps in the video (frames the runtime dropped) repeat the
 previous frame, so the file stays constant-frame-rate.
+
+The file is written under a hidden temporary name beside ``path`` (outfile.PartFile) and
+renamed into place by ``close()``; ``abort()`` (and leaving the ``with`` block with an
+exception) removes it. A write error (a full disk) is an InputError naming the file, and
+leaves nothing behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +22,10 @@ import numpy as np
 
 from emostream.config import SAMPLE_RATE, check_fps
 from emostream.errors import InputError
+from emostream.streaming.sinks.outfile import PartFile, check_writable
+
+#: What PyAV raises when the file cannot be written (ENOSPC, EIO, ...).
+_WRITE_ERRORS = (OSError, av.error.FFmpegError)
 
 
 class Mp4Writer:
@@ -33,15 +43,16 @@ class Mp4Writer:
         preset: str = "veryfast",
         audio: bool = True,
     ) -> None:
-        self.path = Path(path)
+        self.path = check_writable(path)
         self.fps = check_fps(fps)
         self.width, self.height = int(width), int(height)
         if self.width % 2 or self.height % 2:
             raise InputError(f"H.264 needs even frame sizes, got {self.width}x{self.height}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._part = PartFile(self.path)
         try:
-            self._container = av.open(str(self.path), mode="w")
-        except OSError as e:
+            self._container = av.open(str(self._part.tmp), mode="w", format="mp4")
+        except _WRITE_ERRORS as e:
+            self._part.discard()
             raise InputError(f"cannot write mp4: {e}", self.path) from e
         self._video = self._container.add_stream(
             "libx264", rate=self.fps, options={"crf": str(crf), "preset": preset}
@@ -76,12 +87,19 @@ class Mp4Writer:
         self._encode_video(rgb, pts)
         self._last_rgb = rgb
 
+    def _mux(self, packets: list[av.Packet]) -> None:
+        try:
+            for packet in packets:
+                self._container.mux(packet)
+        except _WRITE_ERRORS as e:
+            self.abort()
+            raise InputError(f"cannot write mp4: {getattr(e, 'strerror', None) or e}", self.path) from e
+
     def _encode_video(self, rgb: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts = pts
         frame.time_base = Fraction(1, self.fps)
-        for packet in self._video.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._video.encode(frame))
         self._next_video_pts = pts + 1
         self.frames_written += 1
 
@@ -102,23 +120,38 @@ class Mp4Writer:
         frame.sample_rate = self.sample_rate
         frame.pts = pts
         frame.time_base = Fraction(1, self.sample_rate)
-        for packet in self._audio.encode(frame):
-            self._container.mux(packet)
+        self._mux(self._audio.encode(frame))
         self._next_audio_pts = pts + s16.size
 
     def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._closed:
+            return
+        self._mux(self._video.encode(None))
+        if self._audio is not None:
+            self._mux(self._audio.encode(None))
+        try:
+            self._container.close()
+        except _WRITE_ERRORS as e:
+            self.abort()
+            raise InputError(f"cannot write mp4: {getattr(e, 'strerror', None) or e}", self.path) from e
+        self._closed = True
+        self._part.commit()
+
+    def abort(self) -> None:
+        """Give up: nothing is left at ``path`` (nor the temporary file)."""
         if self._closed:
             return
         self._closed = True
-        for packet in self._video.encode(None):
-            self._container.mux(packet)
-        if self._audio is not None:
-            for packet in self._audio.encode(None):
-                self._container.mux(packet)
-        self._container.close()
+        with contextlib.suppress(*_WRITE_ERRORS):  # thrown away; its write error is already reported
+            self._container.close()
+        self._part.discard()
 
     def __enter__(self) -> Mp4Writer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -19,6 +19,13 @@
   };
   window.emostream = api;
 
+  // A server started with --token: open the page as http://HOST:PORT/#token=TOKEN. The fragment
+  // never leaves the browser; the token goes only into the Authorization header.
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  function authHeaders(headers = {}) {
+    return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+  }
+
   function setStatus(text, isError = false) {
     els.status.textContent = text;
     els.status.classList.toggle("error", isError);
@@ -131,7 +138,7 @@
     try {
       resp = await fetch("/offer", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: authHeaders({ "Content-Type": "application/json" }),
         body: JSON.stringify({
           sdp: pc.localDescription.sdp, type: pc.localDescription.type,
           emotion: api.emotion, intensity: Number(els.intensity.value),
@@ -289,7 +296,7 @@
 
   async function uploadPortrait(file) {
     setStatus(`Checking ${file.name}…`);
-    const r = await fetch("/portrait", { method: "POST", body: file, headers: { "X-Filename": file.name } });
+    const r = await fetch("/portrait", { method: "POST", body: file, headers: authHeaders({ "X-Filename": file.name }) });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) { setStatus(`Portrait rejected: ${body.error || r.status}`, true); return; }
     api.portrait = body.portrait;

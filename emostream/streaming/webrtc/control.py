@@ -13,7 +13,6 @@ Server → page:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -22,10 +21,13 @@ import numpy as np
 
 from emostream.arkit import MOTION_DIM, EmotionStyle
 from emostream.errors import ConfigError, InputError
+from emostream.streaming.webrtc.guard import load_json
 
 #: Longest accepted style reference clip (frames) and message size (bytes).
 MAX_STYLE_FRAMES = 25 * 30
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+#: The deepest message is a style clip: an object holding a list of rows.
+MAX_MESSAGE_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,7 @@ def parse_style(frames: Any) -> np.ndarray:
 
 def parse_message(text: str | bytes) -> Command:
     """One data-channel message → a command, or InputError/ConfigError with a precise reason."""
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise InputError(f"message too large ({len(text)} bytes, limit {MAX_MESSAGE_BYTES})")
-    try:
-        msg = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"message is not JSON: {e}") from e
+    msg = load_json(text, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_MESSAGE_DEPTH, what="message")
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise InputError('message must be a JSON object with a "type"')
     kind = msg["type"]

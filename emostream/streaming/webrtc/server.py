@@ -5,16 +5,21 @@ Routes:
 - ``GET /config``: ``{"iceServers": [...], "emotions": [...], "maxSessions": N}`` for the page.
 - ``POST /offer``: ``{"sdp", "type": "offer", "emotion"?, "intensity"?, "portrait"?}`` →
   ``{"sdp", "type": "answer", "id"}``; 503 ``{"error"}`` beyond ``max_sessions``; 400 for a
-  bad body. One avatar session per peer connection (no trickle ICE: the answer carries all
-  candidates).
+  bad body (offer.py). One avatar session per peer connection (no trickle ICE: the answer
+  carries all candidates).
 - ``POST /portrait``: raw image bytes → ``{"portrait": id}`` or 400 with the reason.
 - ``GET /health``: ``{"sessions": n, "max_sessions": N}``.
 
+``/offer`` and ``/portrait`` are guarded (guard.py), in this order: a foreign Origin → 403, a
+missing or wrong bearer token (when one is set) → 401, a client over its rate → 429.
+
 Every peer connection owns: its RTCPeerConnection, its session, the pump task reading the
-session, the microphone reader task, the stats task. ``PeerSession.close()`` frees all of
-them; it runs when the connection fails or closes (page closed, reloaded, ICE failed), when
-the data channel closes, when ICE has not connected within ``connect_timeout_s``, and on
-server shutdown.
+session, the microphone reader task, the stats task and the watchdog. ``PeerSession.close()``
+frees all of them, and logs why; it runs when the connection fails or closes (page closed,
+reloaded, ICE failed), when the data channel closes, when ICE has not connected within
+``connect_timeout_s``, when the peer has sent no packet for ``peer_timeout_s`` (a killed
+client: aiortc's ICE consent check alone takes 30 s), when the session has produced nothing
+for ``idle_timeout_s``, and on server shutdown.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import contextlib
 import itertools
 import json
 import logging
+import signal
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -38,8 +45,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from emostream.arkit import EMOTIONS, EmotionStyle
 from emostream.engine.session import ArkitFrame, AudioFrame, VideoFrame
-from emostream.errors import EmostreamError
-from emostream.streaming.webrtc import control
+from emostream.errors import EmostreamError, InputError
+from emostream.streaming.webrtc import control, guard
 from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy, prefer_codec
 from emostream.streaming.webrtc.ice import (
     browser_ice_servers,
@@ -47,6 +54,7 @@ from emostream.streaming.webrtc.ice import (
     is_loopback_host,
     rtc_configuration,
 )
+from emostream.streaming.webrtc.offer import MAX_OFFER_BYTES, Offer, check_sdp, parse_offer
 from emostream.streaming.webrtc.portrait import MAX_UPLOAD_BYTES, PortraitStore
 from emostream.streaming.webrtc.tracks import (
     DEFAULT_LEAD_S,
@@ -63,8 +71,9 @@ log = logging.getLogger(__name__)
 
 #: (portrait path or None, emotion) -> a new session. The CLI passes ``engine.new_session``.
 SessionFactory = Callable[[Path | None, EmotionStyle], AvatarSession]
-MAX_OFFER_BYTES = 256 * 1024
 STATS_INTERVAL_S = 1.0
+#: How often the watchdog looks at a connected peer.
+WATCH_INTERVAL_S = 0.5
 #: (pts, send time) pairs sent with each stats message.
 RECENT_FRAMES = 25
 
@@ -76,42 +85,27 @@ class ServerConfig:
     max_sessions: int = 4
     ice_servers: tuple[str, ...] = ()
     fps: int = 25
-    #: Seconds a new peer connection may take to connect before it is dropped.
-    connect_timeout_s: float = 20.0
+    #: Seconds a new peer connection may take to connect before it is dropped (ICE over
+    #: loopback or a LAN takes well under 1 s, through TURN a few seconds).
+    connect_timeout_s: float = 10.0
     #: Jitter margin between a session frame's arrival and its send time (see tracks).
     lead_s: float = DEFAULT_LEAD_S
     upload_dir: Path | None = None
     #: Side of the (square) avatar frames; sets the pinned video bitrate (codecs.py).
     frame_size: int | None = None
-
-
-@dataclass(frozen=True)
-class Offer:
-    """A parsed ``POST /offer`` body."""
-
-    sdp: str
-    style: EmotionStyle
-    #: Portrait id from ``POST /portrait`` (None: the server's default portrait).
-    portrait: str | None = None
+    #: A connected peer that sends no packet (RTP, RTCP, data) for this long is dropped.
+    peer_timeout_s: float = 4.0
+    #: A session that yields nothing for this long is closed.
+    idle_timeout_s: float = 5.0
+    #: Origins allowed besides the server's own ("*": any).
+    allow_origins: tuple[str, ...] = ()
+    #: Bearer token required on /offer and /portrait (None: none).
+    token: str | None = None
+    rate_limit: guard.RateLimit = field(default_factory=guard.RateLimit)
 
 
 class OfferRejected(Exception):
     """An offer the server cannot answer because of what the client sent (HTTP 400)."""
-
-
-def parse_offer(body: bytes) -> Offer:
-    """``POST /offer`` body → Offer; ValueError/TypeError/EmostreamError name what is wrong."""
-    if len(body) > MAX_OFFER_BYTES:
-        raise ValueError("offer too large")
-    params = json.loads(body)
-    if not isinstance(params, dict) or params.get("type") != "offer":
-        raise ValueError('expected {"sdp": ..., "type": "offer"}')
-    sdp = params.get("sdp")
-    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise ValueError("missing or malformed sdp")
-    style = EmotionStyle(str(params.get("emotion", "neutral")).lower(), float(params.get("intensity", 1.0)))
-    pid = params.get("portrait")
-    return Offer(sdp, style, str(pid) if pid else None)
 
 
 def busy_message(max_sessions: int) -> str:
@@ -144,6 +138,10 @@ class PeerSession:
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     on_closed: Callable[[PeerSession], None] | None = None
     errors: list[str] = field(default_factory=list)
+    #: Monotonic time of the session's latest item.
+    last_item: float = field(default_factory=time.monotonic)
+    #: Why the peer was closed (logged once).
+    reason: str = ""
     _closer: asyncio.Task[None] | None = None
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -164,13 +162,13 @@ class PeerSession:
         If the session ends or fails by itself, the page is told and the peer is closed."""
         try:
             async for item in self.session:
+                self.last_item = time.monotonic()
                 if isinstance(item, VideoFrame):
-                    first = not self.feed.clock.started
-                    due = session_frame_due(self.session, item.pts, item.fps) if first else None
-                    await self.feed.put_video(item.pts, item.rgb, due)
+                    await self.feed.put_video(item.pts, item.rgb)
                 elif isinstance(item, AudioFrame):
                     await self.feed.put_audio(item.pts, item.pcm, item.sample_rate)
                 elif isinstance(item, ArkitFrame):
+                    self.feed.start_clock(item.pts)
                     self.feed.last_motion = item.motion
             reason = "the avatar session ended"
         except EmostreamError as e:
@@ -180,7 +178,7 @@ class PeerSession:
             reason = f"the avatar session failed: {e!r}"
         if not self.closed.is_set():
             self.send({"type": "error", "message": reason})
-            self._closer = asyncio.create_task(self.close())
+            self._closer = asyncio.create_task(self.close(reason))
 
     def stats(self) -> dict[str, Any]:
         s: dict[str, Any] = {
@@ -238,10 +236,24 @@ class PeerSession:
         except EmostreamError as e:
             self.send({"type": "error", "message": str(e)})
 
-    async def close(self) -> None:
+    def packets_received(self) -> int:
+        """Packets received from the peer on its DTLS transports (RTP, RTCP, data channel).
+        aiortc counts them only in its transports' private stats."""
+        transports = {id(t.sender.transport): t.sender.transport for t in self.pc.getTransceivers()}
+        if self.pc.sctp is not None:
+            transports[id(self.pc.sctp.transport)] = self.pc.sctp.transport
+        return sum(
+            int(st.packetsReceived)
+            for tr in transports.values()
+            for st in tr._get_stats().values()
+            if getattr(st, "type", None) == "transport"
+        )
+
+    async def close(self, reason: str = "closed") -> None:
         if self.closed.is_set():
             return
         self.closed.set()
+        self.reason = reason
         self.session.stop()
         for task in list(self.tasks):
             task.cancel()
@@ -253,7 +265,7 @@ class PeerSession:
         await self.pc.close()
         if self.on_closed is not None:
             self.on_closed(self)
-        log.info("peer %s closed", self.id)
+        log.info("peer %s closed: %s", self.id, reason)
 
 
 class AvatarServer:
@@ -277,6 +289,9 @@ class AvatarServer:
         else:
             upload = config.upload_dir
         self.portraits = PortraitStore(upload)
+        self.limiter = guard.RateLimiter(config.rate_limit)
+        #: Refused requests by reason (for the soak benchmark and /health).
+        self.refused: dict[str, int] = {}
         if is_loopback_host(config.host):
             enable_loopback_candidates()
         if config.frame_size is not None:
@@ -318,22 +333,58 @@ class AvatarServer:
         )
 
     async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({"sessions": len(self.peers), "max_sessions": self.config.max_sessions})
+        return web.json_response(
+            {"sessions": len(self.peers), "max_sessions": self.config.max_sessions, "refused": self.refused}
+        )
+
+    # --- guards -------------------------------------------------------------------------
+    def _refuse(self, reason: str, status: int, message: str, **headers: str) -> web.Response:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        return web.json_response({"error": message}, status=status, headers=headers or None)
+
+    def _guard(self, request: web.Request) -> web.Response | None:
+        """403 for a foreign Origin, 401 without the token, 429 over the client's rate."""
+        origin = request.headers.get("Origin")
+        own = f"{request.scheme}://{request.host}"
+        if not guard.origin_allowed(origin, own, self.config.allow_origins):
+            log.warning("refused a request from origin %r", origin)
+            return self._refuse(
+                "origin",
+                403,
+                f"origin {origin!r} is not allowed (the server allows {own} and --allow-origin)",
+            )
+        if not guard.token_ok(request.headers.get("Authorization"), self.config.token):
+            return self._refuse(
+                "token", 401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}
+            )
+        wait = self.limiter.allow(request.remote or "?")
+        if wait > 0:
+            return self._refuse(
+                "rate", 429, "too many requests from this client; slow down",
+                **{"Retry-After": guard.retry_after(wait)},
+            )  # fmt: skip
+        return None
 
     # --- portraits ----------------------------------------------------------------------
     async def portrait(self, request: web.Request) -> web.Response:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
         data = await request.read()
         name = request.headers.get("X-Filename", "upload")[:100]
         try:
             pid = await asyncio.get_running_loop().run_in_executor(None, self.portraits.add, data, name)
         except EmostreamError as e:
-            return web.json_response({"error": str(e)}, status=400)
+            return self._refuse("bad-portrait", 400, str(e))
         return web.json_response({"portrait": pid})
 
     # --- signalling ---------------------------------------------------------------------
     async def offer(self, request: web.Request) -> web.Response:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
         if len(self.peers) + self._pending >= self.config.max_sessions:
-            return busy_response(self.config.max_sessions)
+            return self._refuse("busy", 503, busy_message(self.config.max_sessions), **{"Retry-After": "10"})
         self._pending += 1
         try:
             return await self._answer(request)
@@ -342,21 +393,21 @@ class AvatarServer:
 
     async def _answer(self, request: web.Request) -> web.Response:
         try:
-            offer = parse_offer(await request.content.read(MAX_OFFER_BYTES + 1))
+            offer = parse_offer(await read_limited(request, MAX_OFFER_BYTES))
             portrait = self.portraits.path(offer.portrait) if offer.portrait else None
-        except (ValueError, TypeError) as e:
-            return web.json_response({"error": f"bad offer: {e}"}, status=400)
-        except EmostreamError as e:
-            return web.json_response({"error": str(e)}, status=400)
-        try:
             answer = await self.answer_offer(offer, portrait)
-        except OfferRejected as e:
-            return web.json_response({"error": str(e)}, status=400)
+        except (EmostreamError, OfferRejected) as e:
+            return self._refuse("bad-offer", 400, str(e))
         return web.json_response(answer)
 
     async def answer_offer(self, offer: Offer, portrait: Path | None) -> dict[str, str]:
         """Open a peer for a parsed offer: ``{"sdp", "type": "answer", "id"}``. Raises
-        OfferRejected (the client's fault: a bad portrait or SDP). Capacity is the caller's."""
+        OfferRejected (the client's fault: a bad portrait or SDP); the SDP is checked before a
+        session is built. Capacity is the caller's."""
+        try:
+            check_sdp(offer.sdp)
+        except EmostreamError as e:
+            raise OfferRejected(str(e)) from e
         loop = asyncio.get_running_loop()
         try:
             session = await loop.run_in_executor(None, self.session_factory, portrait, offer.style)
@@ -365,7 +416,8 @@ class AvatarServer:
 
         pc = RTCPeerConnection(rtc_configuration(self.config.ice_servers))
         clock = MediaClock(self.config.lead_s)
-        feed = AvatarFeed(clock, self.config.fps)
+        fps = self.config.fps
+        feed = AvatarFeed(clock, fps, lambda pts: session_frame_due(session, pts, fps))
         peer = PeerSession(
             id=f"{self.id_prefix}{next(self._ids)}",
             pc=pc,
@@ -386,12 +438,12 @@ class AvatarServer:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except Exception as e:  # aiortc raises ValueError/InternalError on SDP it rejects
-            await peer.close()
-            raise OfferRejected(f"cannot negotiate: {e}") from e
+            await peer.close(f"cannot negotiate: {e}")
+            raise OfferRejected(f"bad offer: cannot negotiate: {e}") from e
         self.peers[peer.id] = peer
         peer.spawn(peer.pump(), "pump")
         peer.spawn(peer.stats_loop(), "stats")
-        peer.spawn(self._connect_watchdog(peer), "watchdog")
+        peer.spawn(self._watchdog(peer), "watchdog")
         log.info("peer %s: answered (%d live)", peer.id, len(self.peers))
         local = pc.localDescription
         return {"sdp": local.sdp, "type": local.type, "id": peer.id}
@@ -415,27 +467,47 @@ class AvatarServer:
 
             @channel.on("close")
             def on_close() -> None:
-                self._close_soon(peer)
+                self._close_soon(peer, "the data channel closed")
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             log.info("peer %s: connection %s", peer.id, pc.connectionState)
             if pc.connectionState in ("failed", "closed"):
-                self._close_soon(peer)
+                self._close_soon(peer, f"the connection {pc.connectionState}")
 
-    def _close_soon(self, peer: PeerSession) -> None:
+    def _close_soon(self, peer: PeerSession, reason: str) -> None:
         if not peer.closed.is_set():
-            task = asyncio.create_task(peer.close())
+            task = asyncio.create_task(peer.close(reason))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    async def _connect_watchdog(self, peer: PeerSession) -> None:
-        await asyncio.sleep(self.config.connect_timeout_s)
-        if peer.pc.connectionState != "connected":
-            log.warning(
-                "peer %s: not connected after %.0f s; dropping it", peer.id, self.config.connect_timeout_s
-            )
-            self._close_soon(peer)
+    def _drop_peer(self, peer: PeerSession, reason: str) -> None:
+        log.warning("peer %s: %s; dropping it", peer.id, reason)
+        peer.send({"type": "error", "message": f"session closed: {reason}"})
+        self._close_soon(peer, reason)
+
+    async def _watchdog(self, peer: PeerSession) -> None:
+        """Drops a peer that does not connect in time, goes silent (killed client) or whose
+        session produces nothing."""
+        cfg = self.config
+        deadline = time.monotonic() + cfg.connect_timeout_s
+        while peer.pc.connectionState != "connected":
+            if time.monotonic() > deadline:
+                return self._drop_peer(peer, f"not connected after {cfg.connect_timeout_s:.0f} s")
+            await asyncio.sleep(WATCH_INTERVAL_S)
+        heard, count = time.monotonic(), peer.packets_received()
+        peer.last_item = max(peer.last_item, heard)
+        while not peer.closed.is_set():
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            now = time.monotonic()
+            n = peer.packets_received()
+            if n != count:
+                heard, count = now, n
+            elif now - heard > cfg.peer_timeout_s:
+                return self._drop_peer(peer, f"no packets from the peer for {cfg.peer_timeout_s:g} s")
+            if now - peer.last_item > cfg.idle_timeout_s:
+                reason = f"the avatar session produced nothing for {cfg.idle_timeout_s:g} s"
+                return self._drop_peer(peer, reason)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(p.close() for p in list(self.peers.values())))
@@ -447,13 +519,62 @@ class AvatarServer:
         await self.close_all()
 
 
-async def serve(server: AvatarServer) -> None:
-    """Run the app until cancelled (Ctrl-C)."""
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, or its first ``limit + 1`` bytes when it is longer (``content.read(n)`` returns
+    whatever has arrived, up to n: a partial body must not pass for a whole one)."""
+    chunks: list[bytes] = []
+    n = 0
+    while n <= limit:
+        chunk = await request.content.read(limit + 1 - n)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n += len(chunk)
+    return b"".join(chunks)
+
+
+def check_listen(host: str, port: int) -> None:
+    """InputError unless ``host:port`` can be listened on now: a malformed or unknown host, a
+    port out of range, a port in use, an address not on this machine. The real bind happens
+    in ``serve``; this check runs before the models load so a bad address fails at once."""
+    if not 0 <= port <= 65535:
+        raise InputError(f"bad --port {port}: must be 0..65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError) as e:
+        raise InputError(f"bad --host {host!r}: {getattr(e, 'strerror', None) or e}") from e
+    for family, kind, proto, _, addr in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            try:
+                sock.bind(addr)
+            except OSError as e:
+                raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
+async def serve(server: AvatarServer, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the app until cancelled (Ctrl-C) or SIGTERM; either way the peers are closed and the
+    upload folder is removed. A port in use or an address that cannot be bound is an
+    InputError, raised before ``on_ready`` is called."""
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, server.config.host, server.config.port)
-    await site.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
     try:
-        await asyncio.Event().wait()
+        cfg = server.config
+        site = web.TCPSite(runner, cfg.host, cfg.port)
+        try:
+            await site.start()
+        except OSError as e:
+            raise InputError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}") from e
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signals off the main thread
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        if on_ready is not None:
+            on_ready()
+        await stop.wait()
+        log.info("SIGTERM: shutting down")
     finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
         await runner.cleanup()
+        await server.close_all()

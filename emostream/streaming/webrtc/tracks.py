@@ -7,14 +7,19 @@ wall time its packets were *sent*. So both tracks here sleep until ``t0 + pts / 
 returning a frame, with pts counted from the same origin: video frame ``n`` at
 ``t0 + n / fps`` (90 kHz RTP clock, pts ``n · 90000 / fps``), audio packet ``m`` at
 ``t0 + m · 20 ms`` (48 kHz, 960 samples). ``t0`` is fixed once, when the session's first
-video frame arrives (plus ``lead`` seconds of jitter margin), and the session's own pts are
-mapped onto it: a session frame with pts ``k`` is due at ``t0 + k / fps`` and its audio
-sample ``s`` at ``t0 + s / sample_rate``.
+item of any kind arrives (anchored on the session's own schedule, plus ``lead`` seconds of
+jitter margin), or when the tracks start sending, whichever comes first; the session's own
+pts are mapped onto it: a session frame with pts ``k`` is due at ``t0 + k / fps`` and its
+audio sample ``s`` at ``t0 + s / sample_rate``. An overloaded session may yield no video
+at all for a while (its frames are dropped as late): the clock, the audio and the repeated
+last frame keep going regardless, so a peer never waits on a video frame to start.
 
 When the sender falls behind, the video track skips the frames whose time has passed instead
 of sending them late (late frames would stretch the browser's jitter buffer and drag the
 audio with them); when the session is late, the last frame is repeated and the audio is
-filled with silence, so the RTP timeline never stretches.
+filled with silence, so the RTP timeline never stretches. The feed never blocks its producer
+for long: when the tracks do not consume (not connected yet, or stopped), the oldest buffered
+media is dropped after ``MAX_PUT_WAIT_S``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Protocol
@@ -54,6 +59,10 @@ DEFAULT_LEAD_S = 0.03
 MAX_VIDEO_AHEAD = 50
 #: Audio (seconds) buffered ahead of its send time before the feed stops reading.
 MAX_AUDIO_AHEAD_S = 2.0
+#: Longest a producer waits for room in the feed before the oldest buffered media is dropped.
+MAX_PUT_WAIT_S = 0.5
+#: Longest the tracks wait for the session's first item before they start the clock themselves.
+MAX_START_WAIT_S = 0.25
 #: Decoded microphone frames allowed to wait in aiortc's (unbounded) receive queue.
 MAX_MIC_BACKLOG = 10
 #: Video send times kept per track (~3 min at 25 fps).
@@ -102,7 +111,16 @@ class MediaClock:
             self._started.set()
         return self.t0
 
-    async def wait_started(self) -> float:
+    async def wait_started(
+        self, timeout: float | None = None, fallback: tuple[int, int, float | None] | None = None
+    ) -> float:
+        """t0, once started. With ``timeout``: after that many seconds, start it from
+        ``fallback`` (first pts, fps, session due) instead of waiting on."""
+        if timeout is not None and fallback is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._started.wait(), timeout)
+            if self.t0 is None:
+                self.start(*fallback)
         await self._started.wait()
         assert self.t0 is not None
         return self.t0
@@ -143,9 +161,11 @@ class AvatarFeed:
     session that runs ahead is back-pressured instead of filling memory.
     """
 
-    def __init__(self, clock: MediaClock, fps: int) -> None:
+    def __init__(self, clock: MediaClock, fps: int, due: Callable[[int], float | None] | None = None) -> None:
         self.clock = clock
         self.fps = fps
+        #: session pts -> monotonic time the session schedules it (None: unknown).
+        self.due: Callable[[int], float | None] = due or (lambda pts: None)
         self.frames: deque[tuple[int, np.ndarray, float]] = deque()  # (session pts, rgb, arrival epoch s)
         self.audio = np.zeros(0, dtype=np.int16)  # 48 kHz s16 mono, starting at audio_start
         self.audio_start = 0  # 48 kHz session-time sample index of self.audio[0]
@@ -158,14 +178,36 @@ class AvatarFeed:
         self.received_frames = 0
         self.last_motion: Any = None  # the session's latest ArkitFrame.motion (MotionFrame)
         self.received_audio_s = 0.0
+        #: Media dropped because the tracks did not consume it within ``MAX_PUT_WAIT_S``.
+        self.overflow_frames = 0
+        self.overflow_audio_samples = 0
 
     # --- producer side -------------------------------------------------------------------
-    async def put_video(self, pts: int, rgb: np.ndarray, session_due: float | None = None) -> None:
-        """A session frame; ``session_due`` is when the session scheduled it (monotonic)."""
+    def start_clock(self, pts: int) -> None:
+        """Start the clock (if not yet) from session frame ``pts``, on the session's schedule."""
         if not self.clock.started:
-            self.clock.start(pts, self.fps, session_due)
-        async with self._space:
-            await self._space.wait_for(lambda: len(self.frames) < MAX_VIDEO_AHEAD)
+            self.clock.start(pts, self.fps, self.due(pts))
+
+    def fallback_start(self) -> tuple[int, int, float | None]:
+        """How the tracks start the clock when no session item came (session frame 0)."""
+        return 0, self.fps, self.due(0)
+
+    async def _wait_room(self, has_room: Callable[[], bool]) -> bool:
+        """Wait (at most ``MAX_PUT_WAIT_S``) until ``has_room()``; False on timeout."""
+        if has_room():
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with self._space:
+                await asyncio.wait_for(self._space.wait_for(has_room), MAX_PUT_WAIT_S)
+        return has_room()
+
+    async def put_video(self, pts: int, rgb: np.ndarray) -> None:
+        """A session frame (pts at ``fps``)."""
+        self.start_clock(pts)
+        if not await self._wait_room(lambda: len(self.frames) < MAX_VIDEO_AHEAD):
+            while len(self.frames) >= MAX_VIDEO_AHEAD:  # not consumed: the oldest go
+                self.frames.popleft()
+                self.overflow_frames += 1
         self.frames.append((pts, rgb, time.time()))
         self.frame_size = (int(rgb.shape[0]), int(rgb.shape[1]))
         self.received_frames += 1
@@ -173,8 +215,13 @@ class AvatarFeed:
     async def put_audio(self, pts: int, pcm: np.ndarray, sample_rate: int) -> None:
         """``pcm`` float32 mono at ``sample_rate``; ``pts`` its first sample in that rate,
         on the same origin as the video pts (session time 0 = ``t0``)."""
-        async with self._space:
-            await self._space.wait_for(lambda: len(self.audio) < MAX_AUDIO_AHEAD_S * AUDIO_RATE)
+        self.start_clock(pts * self.fps // sample_rate)
+        limit = int(MAX_AUDIO_AHEAD_S * AUDIO_RATE)
+        if not await self._wait_room(lambda: len(self.audio) < limit):
+            drop = len(self.audio) - limit + 1  # not consumed: the oldest goes
+            self.audio = self.audio[drop:]
+            self.audio_start += drop
+            self.overflow_audio_samples += drop
         if self._resampler is None or pts != self._next_in_pts or sample_rate != self._rate_in:
             # First chunk, a discontinuity or a new rate: place it by its pts (after the old
             # resampler's held-back tail).
@@ -261,7 +308,7 @@ class AvatarVideoTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        t0 = await self.feed.clock.wait_started()
+        t0 = await self.feed.clock.wait_started(MAX_START_WAIT_S, self.feed.fallback_start())
         if self.stats.sent == 0 and self._last is None:
             first = self.feed.frames[0][0] if self.feed.frames else 0
             self._next = first
@@ -314,7 +361,7 @@ class AvatarAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        t0 = await self.feed.clock.wait_started()
+        t0 = await self.feed.clock.wait_started(MAX_START_WAIT_S, self.feed.fallback_start())
         if self.stats.sent == 0 and self._next == 0:
             self._next = max(0, math.ceil((time.monotonic() - t0) / float(AUDIO_PTIME)))
         m = self._next
