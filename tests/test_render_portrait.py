@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from render_fixtures import *  # noqa: F403  (pytest fixtures)
 
-from emostream.errors import ImageError
+from emostream.errors import ConfigError, ImageError
 from emostream.render import face
 from emostream.render.portrait import (
     cache_dir,
@@ -70,7 +70,7 @@ def test_landmarks_are_cached_by_image_hash(render_cache: None) -> None:
 
 
 def test_output_size_must_be_256_or_512(render_cache: None) -> None:
-    with pytest.raises(ImageError, match="256 or 512"):
+    with pytest.raises(ConfigError, match="256 or 512"):  # an option error, not the image's
         prepare_portrait(default_portrait(), 300)
 
 

@@ -13,8 +13,13 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
+
+#: One thread for trimming, started on first use: the shared default executor would add threads
+#: when closes overlap (a thread count that grows with load looks like a leak in the soak).
+TRIM_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heap-trim")
 
 
 @functools.cache

@@ -46,7 +46,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from emostream.arkit import EMOTIONS, EmotionStyle
 from emostream.engine.session import ArkitFrame, AudioFrame, VideoFrame
 from emostream.errors import EmostreamError, InputError
-from emostream.streaming.heap import release_free_memory
+from emostream.streaming.heap import TRIM_EXECUTOR, release_free_memory
 from emostream.streaming.webrtc import control, guard
 from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy, prefer_codec
 from emostream.streaming.webrtc.ice import (
@@ -265,7 +265,7 @@ class PeerSession:
         self.audio.stop()
         await self.pc.close()
         # the session's frame buffers are free now: give the pages back (RSS stays flat over hours)
-        await asyncio.get_running_loop().run_in_executor(None, release_free_memory)
+        await asyncio.get_running_loop().run_in_executor(TRIM_EXECUTOR, release_free_memory)
         if self.on_closed is not None:
             self.on_closed(self)
         log.info("peer %s closed: %s", self.id, reason)
