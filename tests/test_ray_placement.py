@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +204,23 @@ async def test_bad_offers_are_400_before_any_host(front: Front) -> None:
         ]:
             async with http.post(f"{front.url}/offer", data=body) as r:
                 assert r.status == 400 and needle in (await r.json())["error"]
+    assert all(not h.server.peers for h in front.hosts.values())
+
+
+async def test_the_front_applies_the_web_safety_checks(front: Front) -> None:
+    """Origin, token and nesting limits hold on the Ray path as on the single process (issue 18)."""
+    front.front.config = replace(front.front.config, token="s3cret")
+    async with aiohttp.ClientSession() as http:
+        headers = {"Origin": "https://evil.example", "Authorization": "Bearer s3cret"}
+        async with http.post(f"{front.url}/offer", data=b"{}", headers=headers) as r:
+            assert r.status == 403
+        async with http.post(f"{front.url}/portrait", data=b"x", headers=headers) as r:
+            assert r.status == 403
+        async with http.post(f"{front.url}/offer", data=b"{}") as r:
+            assert r.status == 401
+        deep, auth = b"[" * 100 + b"]" * 100, {"Authorization": "Bearer s3cret"}
+        async with http.post(f"{front.url}/offer", data=deep, headers=auth) as r:
+            assert r.status == 400
     assert all(not h.server.peers for h in front.hosts.values())
 
 

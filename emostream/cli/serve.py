@@ -127,6 +127,8 @@ def register(app: typer.Typer) -> None:
                 framing=opts.framing(), sessions_per_host=sessions_per_host,
                 cpus_per_session=cpus_per_session, gpus_per_session=gpus_per_session,
                 min_hosts=min_hosts, max_hosts=hosts, idle_s=idle_s,
+                allow_origins=tuple(allow_origin), token=token.strip() if token else None,
+                rate_limit=RateLimit(per_minute=rate_limit),
             )  # fmt: skip
             serve_on_ray(args, echo=typer.echo)
             return

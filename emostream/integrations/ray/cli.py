@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -17,6 +17,7 @@ from emostream.errors import ImageError
 from emostream.integrations.ray.front import RayFront, RayOptions, connect
 from emostream.integrations.ray.host import EngineSpec
 from emostream.render.framing import Framing
+from emostream.streaming.webrtc.guard import RateLimit
 from emostream.streaming.webrtc.ice import is_loopback_host
 from emostream.streaming.webrtc.portrait import check_face, decode_portrait
 from emostream.streaming.webrtc.server import ServerConfig
@@ -43,6 +44,10 @@ class RayServeArgs:
     min_hosts: int
     max_hosts: int
     idle_s: float
+    #: The web-safety settings of the single-process server (issue 18), applied at the front.
+    allow_origins: tuple[str, ...] = ()
+    token: str | None = None
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
 
 def portrait_png(path: Path) -> bytes:
@@ -76,6 +81,9 @@ def serve_on_ray(args: RayServeArgs, echo: Callable[[str], None] = print) -> Non
         max_sessions=args.max_sessions,
         ice_servers=args.ice_servers,
         frame_size=args.size,
+        allow_origins=args.allow_origins,
+        token=args.token,
+        rate_limit=args.rate_limit,
     )
     connect(args.address, loopback=is_loopback_host(args.host))
     try:

@@ -47,6 +47,7 @@ from emostream.streaming.webrtc.server import (
     ServerConfig,
     busy_response,
     parse_offer,
+    read_limited,
 )
 
 log = logging.getLogger(__name__)
@@ -237,10 +238,13 @@ class RayFront(AvatarServer):
         return busy_response(cap)
 
     async def offer(self, request: web.Request) -> web.Response:
+        refused = self._guard(request)  # Origin, token and rate limit, as on the single process
+        if refused is not None:
+            return refused
         if self.placement.live_sessions() >= self.placement.capacity():
             return self._busy()
         try:
-            offer = parse_offer(await request.content.read(MAX_OFFER_BYTES + 1))
+            offer = parse_offer(await read_limited(request, MAX_OFFER_BYTES))
             ref = await self._shared_ref(offer.portrait) if offer.portrait else None
         except (ValueError, TypeError) as e:
             return web.json_response({"error": f"bad offer: {e}"}, status=400)
@@ -277,6 +281,9 @@ class RayFront(AvatarServer):
         return self._shared[pid]
 
     async def portrait(self, request: web.Request) -> web.Response:
+        refused = self._guard(request)
+        if refused is not None:
+            return refused
         data = await request.read()
         name = request.headers.get("X-Filename", "upload")[:100]
         loop = asyncio.get_running_loop()
