@@ -379,10 +379,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, max_sessions: str, size: int, log: Any) -> tuple[subprocess.Popen[str], int]:
+def start_server(
+    port: int, max_sessions: str, size: int, log: Any, image: Path | None = None
+) -> tuple[subprocess.Popen[str], int]:
     """``emostream serve`` on ``port``, its log (stderr) into ``log``; (process, max sessions)."""
     cmd = [sys.executable, "-m", "emostream", "serve", "--port", str(port), "--size", str(size),
            "--max-sessions", max_sessions]  # fmt: skip
+    if image is not None:
+        cmd += ["--image", str(image)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -422,10 +426,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="Seconds with every slot taken before the baseline (default: a tenth of the run, 20-120 s).",
     )
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--image", type=Path, default=None, help="The server's portrait (default: its own).")
     args = ap.parse_args(argv)
     port = free_port()
     with tempfile.TemporaryFile("w+") as log:
-        proc, n = start_server(port, args.max_sessions, args.size, log)
+        proc, n = start_server(port, args.max_sessions, args.size, log, args.image)
         try:
             soak = Soak(f"http://127.0.0.1:{port}", proc.pid, n, random.Random(args.seed))
             drain = args.drain_every or min(args.minutes * 60.0 / 4, 300.0)
