@@ -29,11 +29,14 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -555,6 +558,19 @@ def check_listen(host: str, port: int) -> None:
                 raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
+def prestarted_executor(workers: int | None = None) -> ThreadPoolExecutor:
+    """A thread pool whose threads all exist from the start. The event loop's default pool runs
+    aiortc's encoders, session set-up and uploads; it starts threads lazily, when tasks overlap,
+    so a server's thread count would creep up to the pool's bound under load. Started at once, the
+    count is fixed, and a growing count means a real leak."""
+    n = workers or min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's own default
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="emostream-pool")
+    barrier = threading.Barrier(n)
+    for f in [pool.submit(barrier.wait) for _ in range(n)]:  # each waits: every submit adds a thread
+        f.result()
+    return pool
+
+
 async def serve(server: AvatarServer, on_ready: Callable[[], None] | None = None) -> None:
     """Run the app until cancelled (Ctrl-C) or SIGTERM; either way the peers are closed and the
     upload folder is removed. A port in use or an address that cannot be bound is an
@@ -562,6 +578,7 @@ async def serve(server: AvatarServer, on_ready: Callable[[], None] | None = None
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
     loop = asyncio.get_running_loop()
+    loop.set_default_executor(prestarted_executor())
     stop = asyncio.Event()
     try:
         cfg = server.config
