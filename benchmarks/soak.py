@@ -31,12 +31,10 @@ import os
 import random
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -47,6 +45,9 @@ import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from hostile_inputs import png_bomb
 
 from emostream.assets import sample_path
 from emostream.media.audio import load_audio
@@ -136,17 +137,6 @@ class Peer:
 def connect_times(peers: list[Peer]) -> list[float]:
     """Answer → ICE and DTLS up, per peer that connected."""
     return [p.connected - p.started for p in peers if p.connected is not None]
-
-
-def png_bomb(side: int = 30000) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    comp = zlib.compressobj(9)
-    rows = bytes(1 + side // 8) * 1000
-    idat = b"".join([comp.compress(rows) for _ in range(side // 1000)] + [comp.flush()])
-    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def proc_sample(pid: int) -> dict[str, float]:
