@@ -51,6 +51,15 @@ class LateStartSession(SyncPatternSession):
             yield item
 
 
+async def _serve(server: AvatarServer) -> tuple[str, web.AppRunner]:
+    """``server`` listening on a free loopback port: (its URL, the runner to clean up)."""
+    runner = web.AppRunner(server.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}", runner  # type: ignore[union-attr]
+
+
 async def test_overloaded_sessions_without_video_still_stream() -> None:
     """Issue 18, item 1, as reported: four peers at once, every session's early frames dropped as
     late. The media clock waited for a first video frame, so the tracks consumed nothing, the
@@ -64,11 +73,7 @@ async def test_overloaded_sessions_without_video_still_stream() -> None:
         return sessions[-1]
 
     server = AvatarServer(ServerConfig(max_sessions=4), factory)  # type: ignore[arg-type]
-    runner = web.AppRunner(server.app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    url, runner = await _serve(server)
     clients = [Client() for _ in range(4)]
     try:
         results = await asyncio.gather(*(c.connect(url) for c in clients))
@@ -101,11 +106,7 @@ async def test_four_peers_at_once_all_get_video_within_2_s(engine: object) -> No
         return engine.new_session(portrait, emotion=style)
 
     server = AvatarServer(ServerConfig(max_sessions=4, fps=engine.fps, frame_size=256), factory)  # type: ignore[arg-type]
-    runner = web.AppRunner(server.app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    url, runner = await _serve(server)
     clients = [Client() for _ in range(4)]
     try:
         results = await asyncio.gather(*(c.connect(url) for c in clients))
@@ -153,11 +154,7 @@ class SilentSession:
 async def test_a_session_producing_nothing_is_closed_with_a_reason(caplog: pytest.LogCaptureFixture) -> None:
     session = SilentSession()
     server = AvatarServer(ServerConfig(idle_timeout_s=1.5), lambda p, s: session)  # type: ignore[arg-type,return-value]
-    runner = web.AppRunner(server.app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    url, runner = await _serve(server)
     client = Client()
     try:
         with caplog.at_level(logging.WARNING, "emostream.streaming.webrtc.server"):
