@@ -12,7 +12,8 @@ Reports one JSON object:
 - ``resources``: the server process's RSS, open fds and threads, sampled every 2 s
   (``samples``) and at idle points: after a warm-up with every slot taken, and then every
   ``--drain-every`` seconds, all peers leave and the server is sampled once it reports 0
-  sessions. Growth compares the last idle point with the first (after the warm-up);
+  sessions and has collected and trimmed after them. Growth compares the last idle point with
+  the first (after the warm-up);
 - ``fps``: received video frames per second per session (sessions that lasted >= 3 s);
 - ``refused``: requests refused, by reason (client side: HTTP status per kind of request;
   server side: the counts from /health).
@@ -280,8 +281,14 @@ class Soak:
             if health["sessions"] == 0 or time.monotonic() - t > 30.0:
                 break
             await asyncio.sleep(0.5)
+        drain_s = time.monotonic() - t
+        while health.get("reclaim_pending") and time.monotonic() - t < 40.0:  # the server's gc + trim
+            await asyncio.sleep(0.25)
+            async with http.get(f"{self.url}/health") as r:
+                health = await r.json()
         s = proc_sample(self.pid)
-        s.update(t=round(time.monotonic() - self.t0, 1), drain_s=round(time.monotonic() - t, 1))
+        s.update(t=round(time.monotonic() - self.t0, 1), drain_s=round(drain_s, 1))
+        s["reclaim"] = health.get("last_reclaim")
         s["sessions_left"] = health["sessions"]
         self.idle.append(s)
 

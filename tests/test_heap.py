@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
 import subprocess
 import sys
+import weakref
+
+from emostream.streaming.heap import HeapKeeper
 
 CODE = """
 import numpy as np
@@ -33,3 +39,42 @@ def test_release_free_memory_returns_freed_heap_pages() -> None:
     released, before, after = out.stdout.split()
     assert released == "True"
     assert float(before) - float(after) > 100, out.stdout  # most of the 200 MB freed comes back
+
+
+def test_limit_arenas_sets_the_cap_unless_the_environment_does() -> None:
+    code = "from emostream.streaming.heap import limit_arenas; print(limit_arenas())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    for extra, want in (({}, "True"), ({"MALLOC_ARENA_MAX": "2"}, "False")):
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env | extra, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == want, (extra, out.stdout, out.stderr)
+
+
+class _Cycle:
+    """A stand-in for a closed peer connection: objects that only the collector frees."""
+
+    def __init__(self) -> None:
+        self.me = self
+        self.payload = bytearray(1 << 16)
+
+
+async def test_heap_keeper_collects_once_after_a_burst_of_ends() -> None:
+    gc.disable()  # only the keeper's collection may free the cycles
+    try:
+        keeper = HeapKeeper(settle_s=0.05)
+        refs = []
+        for _ in range(50):
+            c = _Cycle()
+            refs.append(weakref.ref(c))
+            del c
+            keeper.session_ended()
+        assert all(r() is not None for r in refs) and keeper.busy
+        await keeper.idle()
+        assert keeper.last is not None and keeper.last.objects >= 50
+        assert all(r() is None for r in refs)
+        first = keeper.last
+        await asyncio.sleep(0.1)
+        assert keeper.last is first  # fifty ends, one collection
+    finally:
+        gc.enable()

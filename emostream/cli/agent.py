@@ -11,6 +11,7 @@ import typer
 
 from emostream.arkit import EmotionStyle
 from emostream.errors import ConfigError, DependencyError, InputError
+from emostream.streaming.heap import limit_arenas
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Talk through the avatar in the browser: open http://HOST:PORT, type a line; a local
         voice (piper) says it and the avatar speaks it. Needs the pipecat extra."""
+        limit_arenas()  # before the threads that allocate start (flat memory over hours)
         if image is not None and not image.is_file():
             raise InputError("portrait image not found", image)
         style = EmotionStyle.parse(emotion)

@@ -11,6 +11,7 @@ import typer
 from emostream.arkit import EmotionStyle
 from emostream.cli import options
 from emostream.errors import ConfigError
+from emostream.streaming.heap import limit_arenas
 
 #: Environment variable holding the bearer token (instead of ``--token`` on the command line,
 #: where other users of the machine can read it).
@@ -100,6 +101,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Serve the avatar to browsers over WebRTC: open http://HOST:PORT and speak."""
+        limit_arenas()  # before the threads that allocate start (flat memory over hours)
         # deferred: aiortc (heavy), after the arguments are checked
         from emostream.streaming.webrtc.guard import RateLimit
         from emostream.streaming.webrtc.ice import rtc_configuration

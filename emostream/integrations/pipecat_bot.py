@@ -46,6 +46,7 @@ from emostream.arkit import EMOTIONS
 from emostream.engine.pipeline import Engine
 from emostream.engine.session import SessionConfig
 from emostream.integrations.pipecat import AvatarServiceOptions, EmostreamEmotionFrame, EmostreamVideoService
+from emostream.streaming.heap import HeapKeeper, freeze_loaded_objects
 from emostream.streaming.webrtc.ice import enable_loopback_candidates, is_loopback_host
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,7 @@ class BotServer:
         self.config = config or BotConfig()
         self.tts_factory = tts_factory
         self.bots: dict[str, Bot] = {}
+        self.heap = HeapKeeper()
         renderer = engine.renderer_for(self.config.portrait)  # prepares the portrait: fails early
         self.video = (int(renderer.width), int(renderer.height), int(engine.fps))
         self.app = web.Application(client_max_size=max_request_bytes)
@@ -328,6 +330,7 @@ class BotServer:
 
     def _ended(self, pc_id: str, task: asyncio.Task[None]) -> None:
         self.bots.pop(pc_id, None)
+        self.heap.session_ended()  # collect the bot's cycles, give the pages back
         if not task.cancelled() and task.exception() is not None:
             log.error("emostream agent: bot %s failed: %s", pc_id, task.exception())
         log.info("emostream agent: bot %s ended", pc_id)
@@ -388,6 +391,7 @@ async def serve(server: BotServer) -> None:
     """Run the page and the bots until cancelled (Ctrl-C)."""
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
+    freeze_loaded_objects()  # the engine is loaded: later collections skip it
     site = web.TCPSite(runner, server.config.host, server.config.port)
     await site.start()
     try:

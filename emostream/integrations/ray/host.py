@@ -26,6 +26,7 @@ from emostream.arkit import EmotionStyle
 from emostream.errors import ImageError
 from emostream.integrations.ray.placement import HostLoad
 from emostream.render.framing import Framing
+from emostream.streaming.heap import freeze_loaded_objects, limit_arenas
 from emostream.streaming.webrtc.server import (
     AvatarServer,
     Offer,
@@ -87,6 +88,7 @@ class SessionHost:
         default_portrait: bytes | None = None,
         build: FactoryBuilder = engine_factory,
     ) -> None:
+        limit_arenas()  # this actor's process serves sessions for hours: flat memory
         self.name = name
         self.incarnation = uuid.uuid4().hex[:12]
         self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
@@ -105,6 +107,7 @@ class SessionHost:
             frame_size=built.frame_size,
         )
         self.server = AvatarServer(cfg, built.factory, id_prefix=f"{name}.{self.incarnation[:4]}.")
+        freeze_loaded_objects()  # the engine is loaded: the collections after sessions skip it
         self._pending = 0
 
     def _write_portrait(self, pid: str, png: bytes) -> Path:

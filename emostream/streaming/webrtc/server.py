@@ -49,7 +49,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from emostream.arkit import EMOTIONS, EmotionStyle
 from emostream.engine.session import ArkitFrame, AudioFrame, VideoFrame
 from emostream.errors import EmostreamError, InputError
-from emostream.streaming.heap import TRIM_EXECUTOR, release_free_memory
+from emostream.streaming.heap import HeapKeeper, freeze_loaded_objects
 from emostream.streaming.webrtc import control, guard
 from emostream.streaming.webrtc.codecs import VideoPolicy, apply_video_policy, prefer_codec
 from emostream.streaming.webrtc.ice import (
@@ -267,8 +267,6 @@ class PeerSession:
         self.video.stop()
         self.audio.stop()
         await self.pc.close()
-        # the session's frame buffers are free now: give the pages back (RSS stays flat over hours)
-        await asyncio.get_running_loop().run_in_executor(TRIM_EXECUTOR, release_free_memory)
         if self.on_closed is not None:
             self.on_closed(self)
         log.info("peer %s closed: %s", self.id, reason)
@@ -298,6 +296,7 @@ class AvatarServer:
         self.limiter = guard.RateLimiter(config.rate_limit)
         #: Refused requests by reason (for the soak benchmark and /health).
         self.refused: dict[str, int] = {}
+        self.heap = HeapKeeper()
         if is_loopback_host(config.host):
             enable_loopback_candidates()
         if config.frame_size is not None:
@@ -339,8 +338,16 @@ class AvatarServer:
         )
 
     async def health(self, request: web.Request) -> web.Response:
+        last = self.heap.last
+        reclaim = None if last is None else {"objects": last.objects, "collect_ms": round(last.collect_ms, 1)}
         return web.json_response(
-            {"sessions": len(self.peers), "max_sessions": self.config.max_sessions, "refused": self.refused}
+            {
+                "sessions": len(self.peers),
+                "max_sessions": self.config.max_sessions,
+                "refused": self.refused,
+                "last_reclaim": reclaim,
+                "reclaim_pending": self.heap.busy,
+            }
         )
 
     # --- guards -------------------------------------------------------------------------
@@ -456,6 +463,8 @@ class AvatarServer:
 
     def _forget(self, peer: PeerSession) -> None:
         self.peers.pop(peer.id, None)
+        # once the closing coroutines let go of it, collect its cycles and give the pages back
+        self.heap.session_ended()
 
     def _wire(self, peer: PeerSession) -> None:
         pc = peer.pc
@@ -579,6 +588,8 @@ async def serve(server: AvatarServer, on_ready: Callable[[], None] | None = None
     await runner.setup()
     loop = asyncio.get_running_loop()
     loop.set_default_executor(prestarted_executor())
+    frozen = freeze_loaded_objects()  # the engine is loaded: later collections skip it
+    log.info("serve: %d start-up objects frozen for the collector", frozen)
     stop = asyncio.Event()
     try:
         cfg = server.config
