@@ -18,8 +18,9 @@ import numpy as np
 
 from emostream.arkit import BLENDSHAPE_NAMES, HEAD_POSE_NAMES
 from emostream.engine.session import ArkitFrame, SessionItem
-from emostream.errors import ConfigError, DependencyError
+from emostream.errors import ConfigError, DependencyError, InputError
 from emostream.livelink import write_livelink_csv
+from emostream.streaming.sinks.outfile import PartFile
 
 VMC_NAMES: tuple[str, ...] = tuple(n[0].upper() + n[1:] for n in BLENDSHAPE_NAMES)
 
@@ -37,9 +38,16 @@ class LiveLinkCsvSink:
             self._rows.append(item.motion.vector())
 
     def close(self) -> None:
+        """Write the file under a hidden temporary name, then move it into place."""
         if self._rows:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_livelink_csv(self.path, np.stack(self._rows), self.fps)
+            part = PartFile(self.path)
+            try:
+                write_livelink_csv(part.tmp, np.stack(self._rows), self.fps)
+            except OSError as e:
+                part.discard()
+                raise InputError(f"cannot write the CSV: {e.strerror or e}", self.path) from e
+            part.commit()
 
 
 def frame_json(item: ArkitFrame) -> dict[str, Any]:
