@@ -48,6 +48,7 @@ from emostream.engine.session import SessionConfig
 from emostream.integrations.pipecat import AvatarServiceOptions, EmostreamEmotionFrame, EmostreamVideoService
 from emostream.streaming.heap import HeapKeeper, freeze_loaded_objects
 from emostream.streaming.webrtc.ice import enable_loopback_candidates, is_loopback_host
+from emostream.streaming.webrtc.liveness import PEER_TIMEOUT_S, WATCH_INTERVAL_S, SilenceWatch
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,7 @@ class Bot:
         self.transport.event_handler("on_client_connected")(self._on_connected)
         self.transport.event_handler("on_client_disconnected")(self._on_disconnected)
         self.task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     @property
     def pc_id(self) -> str:
@@ -230,7 +232,25 @@ class Bot:
     async def run(self) -> None:
         runner = WorkerRunner(handle_sigint=False)
         await runner.add_workers(self.worker)
-        await runner.run()
+        try:
+            await runner.run()
+        finally:
+            if self._watch is not None:
+                self._watch.cancel()
+
+    async def _watchdog(self) -> None:
+        """A tab killed or a network gone sends no goodbye (ICE consent would notice after ~30 s):
+        stop the pipeline once the browser has sent no packet for ``PEER_TIMEOUT_S``."""
+        watch = SilenceWatch(self.connection.pc)
+        while watch.silent_for() <= PEER_TIMEOUT_S:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+        log.warning(
+            "emostream agent: client %s sent no packet for %g s (tab closed or network lost); "
+            "stopping its pipeline",
+            self.pc_id,
+            PEER_TIMEOUT_S,
+        )
+        await self.worker.cancel(reason="client silent")
 
     async def say(self, text: str) -> None:
         await self.worker.queue_frames([InterruptionFrame(), TTSSpeakFrame(text)])
@@ -255,6 +275,8 @@ class Bot:
             track.on_start = self.avatar.output_ready
             client._audio_output_track = track
             connection.replace_audio_track(client._audio_output_track)
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watchdog(), name=f"emostream-agent-watch-{self.pc_id}")
 
     async def _on_disconnected(self, transport: Any, client: Any) -> None:
         what = "mid-turn" if self.avatar.in_turn else "while idle"

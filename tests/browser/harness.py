@@ -40,6 +40,10 @@ from emostream.streaming.webrtc.server import AvatarServer, web_root
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+#: Set (to anything) to give Chromium the PulseAudio null sink instead of its fake audio output.
+CHROMIUM_PULSE_ENV = "EMOSTREAM_CHROMIUM_PULSE"
+#: The page's audio tap runs its own AudioContext at this rate when set (measure.js ``taprate``).
+TAP_RATE_ENV = "EMOSTREAM_TAP_RATE"
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
 Browser = Literal["chromium", "firefox"]
 MIC_PATH = "/harness/mic.wav"
@@ -200,8 +204,9 @@ class BrowserRun:
         return web.json_response({"ok": True})
 
     async def __aenter__(self) -> BrowserRun:
-        if self.browser == "firefox":
-            # Headless Firefox has no fake audio output: give it a null sink (pulse.py).
+        if self.browser == "firefox" or os.environ.get(CHROMIUM_PULSE_ENV):
+            # Headless Firefox has no fake audio output: give it a null sink (pulse.py). Chromium
+            # has one; with EMOSTREAM_CHROMIUM_PULSE=1 it plays into the null sink too.
             self._browser_env = self._stack.enter_context(null_sink_server())
         self._runner = web.AppRunner(self.server.app, access_log=None)
         await self._runner.setup()
@@ -217,6 +222,8 @@ class BrowserRun:
             q += f"&warmup={self.warmup}"
         if self.crop is not None:
             q += "&crop=" + ",".join(f"{c:.4f}" for c in self.crop)
+        if os.environ.get(TAP_RATE_ENV):
+            q += f"&taprate={int(os.environ[TAP_RATE_ENV])}"
         if self.browser == "firefox":
             q += "&tap=script"  # measure.js: Firefox froze with the AudioWorklet tap
             if self.wav is not None:

@@ -58,6 +58,7 @@ from emostream.streaming.webrtc.ice import (
     is_loopback_host,
     rtc_configuration,
 )
+from emostream.streaming.webrtc.liveness import PEER_TIMEOUT_S, WATCH_INTERVAL_S, SilenceWatch
 from emostream.streaming.webrtc.offer import MAX_OFFER_BYTES, Offer, check_sdp, parse_offer
 from emostream.streaming.webrtc.portrait import MAX_UPLOAD_BYTES, PortraitStore
 from emostream.streaming.webrtc.tracks import (
@@ -76,8 +77,6 @@ log = logging.getLogger(__name__)
 #: (portrait path or None, emotion) -> a new session. The CLI passes ``engine.new_session``.
 SessionFactory = Callable[[Path | None, EmotionStyle], AvatarSession]
 STATS_INTERVAL_S = 1.0
-#: How often the watchdog looks at a connected peer.
-WATCH_INTERVAL_S = 0.5
 #: (pts, send time) pairs sent with each stats message.
 RECENT_FRAMES = 25
 
@@ -98,7 +97,7 @@ class ServerConfig:
     #: Side of the (square) avatar frames; sets the pinned video bitrate (codecs.py).
     frame_size: int | None = None
     #: A connected peer that sends no packet (RTP, RTCP, data) for this long is dropped.
-    peer_timeout_s: float = 4.0
+    peer_timeout_s: float = PEER_TIMEOUT_S
     #: A session that yields nothing for this long is closed.
     idle_timeout_s: float = 5.0
     #: Origins allowed besides the server's own ("*": any).
@@ -239,19 +238,6 @@ class PeerSession:
                 self.send({"type": "pong", "t": cmd.t})
         except EmostreamError as e:
             self.send({"type": "error", "message": str(e)})
-
-    def packets_received(self) -> int:
-        """Packets received from the peer on its DTLS transports (RTP, RTCP, data channel).
-        aiortc counts them only in its transports' private stats."""
-        transports = {id(t.sender.transport): t.sender.transport for t in self.pc.getTransceivers()}
-        if self.pc.sctp is not None:
-            transports[id(self.pc.sctp.transport)] = self.pc.sctp.transport
-        return sum(
-            int(st.packetsReceived)
-            for tr in transports.values()
-            for st in tr._get_stats().values()
-            if getattr(st, "type", None) == "transport"
-        )
 
     async def close(self, reason: str = "closed") -> None:
         if self.closed.is_set():
@@ -510,15 +496,12 @@ class AvatarServer:
             if time.monotonic() > deadline:
                 return self._drop_peer(peer, f"not connected after {cfg.connect_timeout_s:.0f} s")
             await asyncio.sleep(WATCH_INTERVAL_S)
-        heard, count = time.monotonic(), peer.packets_received()
-        peer.last_item = max(peer.last_item, heard)
+        watch = SilenceWatch(peer.pc)
+        peer.last_item = max(peer.last_item, time.monotonic())
         while not peer.closed.is_set():
             await asyncio.sleep(WATCH_INTERVAL_S)
             now = time.monotonic()
-            n = peer.packets_received()
-            if n != count:
-                heard, count = now, n
-            elif now - heard > cfg.peer_timeout_s:
+            if watch.silent_for() > cfg.peer_timeout_s:
                 return self._drop_peer(peer, f"no packets from the peer for {cfg.peer_timeout_s:g} s")
             if now - peer.last_item > cfg.idle_timeout_s:
                 reason = f"the avatar session produced nothing for {cfg.idle_timeout_s:g} s"
