@@ -151,9 +151,20 @@ def proc_sample(pid: int) -> dict[str, float]:
 
 
 def growth(idle: list[dict[str, float]], key: str) -> dict[str, float]:
-    """The last idle sample against the first (after warm-up)."""
+    """``growth_pct``: the last idle sample against the first (after warm-up). ``trend_pct``: the
+    mean of the later half of the idle samples against the mean of the earlier half: a leak moves
+    both, while the idle RSS of a healthy server wanders by a few % from one idle point to the
+    next (513-538 MB over 30 minutes here), so one low first point can fake growth in a short run."""
     warm, end = idle[0][key], idle[-1][key]
-    return {"warm": round(warm, 1), "end": round(end, 1), "growth_pct": round(100.0 * (end - warm) / warm, 2)}
+    half = len(idle) // 2
+    early = statistics.fmean(s[key] for s in idle[: max(half, 1)])
+    late = statistics.fmean(s[key] for s in idle[half:])
+    return {
+        "warm": round(warm, 1),
+        "end": round(end, 1),
+        "growth_pct": round(100.0 * (end - warm) / warm, 2),
+        "trend_pct": round(100.0 * (late - early) / early, 2),
+    }
 
 
 class Soak:

@@ -5,11 +5,11 @@ the real pipeline: piper TTS (the bundled voice) -> EmostreamVideoService -> Sma
 The engine is the real Session + analytic renderer with the transparent test motion of
 tests/browser/stub_engine.py (jawOpen follows the audio energy of each frame), so the mouth in the
 page's frames must open with the sound the page hears. The tests assert what a bug would break
-(video and speech reach the page, mouth and sound agree within two frames, the mouth is still
-while the bot is quiet, Interrupt cuts the speech off, a vanished client frees its bot); the
-targets themselves (about 25 fps, A/V offset <= 45 ms) and the interrupt latency are measured by
-benchmarks/bench_agent_browser.py, since tests never assert on wall-clock figures on a shared
-machine. Figures go to out/webrtc/agent_*.json, the page's screenshot to out/webrtc/agent_page.png.
+(video and speech reach the page, mouth and sound agree within 45 ms as heard through a sound
+device -- a PulseAudio null sink, see tests/browser/harness.py -- the mouth is still while the bot
+is quiet, Interrupt cuts the speech off, a vanished client frees its bot within seconds); the
+frame rate and the interrupt latency are measured by benchmarks/bench_agent_browser.py, since
+tests never assert on wall-clock figures on a shared machine. Figures go to out/webrtc/agent_*.json, the page's screenshot to out/webrtc/agent_page.png.
 """
 
 from __future__ import annotations
@@ -52,12 +52,13 @@ async def test_agent_page_says_a_typed_line(energy: Engine) -> None:
     motion = figures["mouth_motion"]
     assert motion["quiet_frames"] > 25 and motion["speaking"] > 4 * motion["quiet"], motion
     assert figures["av_corr_r"] > 0.2, f"the mouth follows the sound: {figures}"
-    # Lips and sound within two frames -- judged only when the run kept up: a CPU-starved run
-    # (other jobs on a shared machine) drops most renders, and the browser's jitter buffers
-    # then swing by hundreds of ms, which says nothing about the sync (see the module doc).
+    # Lips and sound within 45 ms (issue 19), heard through a sound device (the null sink, see
+    # BrowserRun) -- judged only when the run kept up: a CPU-starved run (other jobs on a shared
+    # machine) drops most renders, and the browser's jitter buffers then swing by hundreds of
+    # ms, which says nothing about the sync (see the module doc).
     dropped = figures["session_dropped_frames"] or 0
     if dropped <= 0.1 * figures["video"]["frames_decoded"]:
-        assert abs(figures["av_offset_ms"]) <= 80.0, f"lips and sound within two frames: {figures}"
+        assert abs(figures["av_offset_ms"]) <= 45.0, f"lips and sound within 45 ms: {figures}"
 
 
 async def test_agent_interrupt_cuts_off_and_a_vanished_client_frees_its_bot(

@@ -40,7 +40,7 @@ from emostream.streaming.webrtc.server import AvatarServer, web_root
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-#: Set (to anything) to give Chromium the PulseAudio null sink instead of its fake audio output.
+#: Set (to anything) to give Chromium the PulseAudio null sink in every run (see ``null_sink``).
 CHROMIUM_PULSE_ENV = "EMOSTREAM_CHROMIUM_PULSE"
 #: The page's audio tap runs its own AudioContext at this rate when set (measure.js ``taprate``).
 TAP_RATE_ENV = "EMOSTREAM_TAP_RATE"
@@ -153,9 +153,12 @@ class BrowserRun:
         browser: Browser = "chromium",
         warmup: float = 0.0,
         prefs: Mapping[str, bool | int | str] | None = None,
+        null_sink: bool = False,
     ) -> None:
         self.server = server
         self.browser: Browser = browser
+        #: Play the page's audio into a PulseAudio null sink (always for Firefox; see __aenter__).
+        self.null_sink = null_sink or browser == "firefox" or bool(os.environ.get(CHROMIUM_PULSE_ENV))
         #: Seconds streamed before the measured window (measure.js ``warmup``).
         self.warmup = warmup
         #: Firefox prefs on top of FIREFOX_PREFS (e.g. to turn a web API off).
@@ -204,9 +207,11 @@ class BrowserRun:
         return web.json_response({"ok": True})
 
     async def __aenter__(self) -> BrowserRun:
-        if self.browser == "firefox" or os.environ.get(CHROMIUM_PULSE_ENV):
-            # Headless Firefox has no fake audio output: give it a null sink (pulse.py). Chromium
-            # has one; with EMOSTREAM_CHROMIUM_PULSE=1 it plays into the null sink too.
+        if self.null_sink:
+            # Headless Firefox has no fake audio output: it needs a null sink (pulse.py). Chromium
+            # has one, but it misreports its playout delay to the A/V sync: the same streams
+            # measured ~40 ms later (sound late) with it than with the null sink, which plays
+            # at a real clock like a sound card (`null_sink=True` or EMOSTREAM_CHROMIUM_PULSE=1).
             self._browser_env = self._stack.enter_context(null_sink_server())
         self._runner = web.AppRunner(self.server.app, access_log=None)
         await self._runner.setup()
