@@ -12,8 +12,9 @@ Reports one JSON object:
 - ``resources``: the server process's RSS, open fds and threads, sampled every 2 s
   (``samples``) and at idle points: after a warm-up with every slot taken, and then every
   ``--drain-every`` seconds, all peers leave and the server is sampled once it reports 0
-  sessions and has collected and trimmed after them. Growth compares the last idle point with
-  the first (after the warm-up);
+  sessions and has collected and trimmed after them. ``growth_pct`` compares the last idle
+  point with the first (after the warm-up), ``trend_pct`` the later half of them with the
+  earlier half;
 - ``fps``: received video frames per second per session (sessions that lasted >= 3 s);
 - ``refused``: requests refused, by reason (client side: HTTP status per kind of request;
   server side: the counts from /health).

@@ -9,7 +9,8 @@ page's frames must open with the sound the page hears. The tests assert what a b
 device -- a PulseAudio null sink, see tests/browser/harness.py -- the mouth is still while the bot
 is quiet, Interrupt cuts the speech off, a vanished client frees its bot within seconds); the
 frame rate and the interrupt latency are measured by benchmarks/bench_agent_browser.py, since
-tests never assert on wall-clock figures on a shared machine. Figures go to out/webrtc/agent_*.json, the page's screenshot to out/webrtc/agent_page.png.
+tests never assert on wall-clock figures on a shared machine. Figures go to
+out/webrtc/agent_*.json, the page's screenshot to out/webrtc/agent_page.png.
 """
 
 from __future__ import annotations

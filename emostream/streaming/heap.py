@@ -12,7 +12,8 @@ without it: musl, macOS).
 The trim cannot give back a page that still holds one live chunk, and glibc makes up to 8 arenas
 per core: each new decoder, encoder and executor thread spreads the sessions' buffers over more
 of them. ``limit_arenas()`` (at the start of a serving process) caps them at ``ARENA_MAX``: in
-2-minute soaks the idle RSS grew 7.8-12.9 % with the default and -0.35 % with 4 arenas.
+2-minute soaks the idle RSS grew 7.8-12.9 % with the default arenas and stayed within 0.4 % with
+``MALLOC_ARENA_MAX`` 2 or 4; over 30 minutes with the cap it wandered within 513-538 MB.
 
 A full collection walks every tracked object: ~130 ms with the ~290k objects of a loaded engine,
 with the GIL held (every session's frames wait). ``freeze_loaded_objects()`` moves what exists
