@@ -2,7 +2,8 @@
 
 Runs the bot (Pipecat SmallWebRTC + piper + EmostreamVideoService) against a real headless
 Chromium, as tests/test_agent_browser.py does, and prints the figures the voice-agent issue
-targets: presented fps (about 25), A/V offset (|offset| <= 45 ms; positive: sound late), and
+targets: presented fps (about 25), A/V offset (|offset| <= 45 ms; positive: sound late; on the
+page's WebAudio tap and, ``sink_av_offset_ms``, on what Chromium played into the null sink), and
 the time from the page's Interrupt click to the last loud sound it hears. The motion is the
 transparent test motion (jawOpen = each frame's audio energy, tests/browser/stub_engine.py) so
 the offset can be read off the correlation of mouth darkness and the heard sound; ``--engine
@@ -58,6 +59,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "presented_fps": med([f["video"]["presented_fps"] for f in lines]),
         "av_offset_ms": med([f["av_offset_ms"] for f in lines]),
         "av_corr_r": med([f["av_corr_r"] for f in lines]),
+        "sink_av_offset_ms": med([f["sink_av_offset_ms"] for f in lines]),
+        "sink_av_corr_r": med([f["sink_av_corr_r"] for f in lines]),
         "session_dropped_frames": med([f["session_dropped_frames"] for f in lines]),
         "say_to_first_sound_ms": med([f["say_to_first_sound_ms"] for f in lines]),
         "interrupt_to_silence_ms": med([f["interrupt_to_silence_ms"] for f in interrupts]),

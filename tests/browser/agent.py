@@ -24,6 +24,7 @@ from aiohttp import web
 
 from browser import analysis
 from browser.harness import HERE, BrowserRun
+from browser.sink_record import SinkRecorder, with_audio
 from emostream.engine.pipeline import Engine
 from emostream.engine.session import SessionConfig
 from emostream.integrations.pipecat_bot import PAGE_DIR, BotConfig, BotServer
@@ -158,20 +159,31 @@ async def speak_line(
     screenshot: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The page connects, types ``line`` ``say_after`` s later (the browser's A/V sync converges
-    over the first seconds) and listens for ``seconds`` in all: (report, figures)."""
+    over the first seconds) and listens for ``seconds`` in all: (report, figures). The A/V
+    offset is measured twice: on the page's WebAudio tap (``av_offset_ms``) and on what the
+    browser played into the null sink (``sink_av_offset_ms``, recorded with parec)."""
     server = bot_server(engine)
     async with AgentRun(
         server, seconds=seconds, crop=mouth_crop(engine), say=line, say_after=say_after
     ) as run:
-        run.launch()
-        if screenshot is not None:
-            await _wait_speaking(server)
-            await asyncio.sleep(1.5)  # mid-sentence
-            await run.screenshot(screenshot)
-        report = (await run.wait_reports(timeout=120))[0]
-        sessions = [b.avatar.session for b in server.bots.values()]
+        sink = SinkRecorder(run._browser_env)  # what the browser really plays (sink_record.py)
+        sink.start()
+        try:
+            run.launch()
+            if screenshot is not None:
+                await _wait_speaking(server)
+                await asyncio.sleep(1.5)  # mid-sentence
+                await run.screenshot(screenshot)
+            report = (await run.wait_reports(timeout=120))[0]
+            sessions = [b.avatar.session for b in server.bots.values()]
+        finally:
+            sink.stop()
     loud = loud_times(report)
     lag, r = av_offset_ms(report) if loud.size else (float("nan"), float("nan"))
+    played = with_audio(report, sink.audio(report["timeOrigin"])) if "timeOrigin" in report else None
+    sink_lag, sink_r = (
+        av_offset_ms(played) if played is not None and played["audio"] and loud.size else (None, None)
+    )
     events = report.get("agentEvents") or []
     figures = {
         "video": analysis.video_summary(report),
@@ -179,6 +191,9 @@ async def speak_line(
         "speech_heard_s": float(np.ptp(loud)) / 1000.0 if loud.size else 0.0,
         "av_offset_ms": lag,
         "av_corr_r": r,
+        # the same analysis on the null sink's own output (parec) instead of the page's tap
+        "sink_av_offset_ms": sink_lag,
+        "sink_av_corr_r": sink_r,
         "mouth_motion": mouth_motion(report),
         "session_dropped_frames": sessions[0].stats.dropped_frames if sessions and sessions[0] else None,
         "say_to_first_sound_ms": float(loud.min() - events[0]["t"]) if loud.size and events else None,
