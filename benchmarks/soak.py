@@ -287,17 +287,16 @@ class Soak:
         for peer in list(self.live):
             await self.disconnect(peer)
         t = time.monotonic()
+        drain_s: float | None = None  # until the server holds no session
         while True:
             async with http.get(f"{self.url}/health") as r:
                 health = await r.json()
-            if health["sessions"] == 0 or time.monotonic() - t > 30.0:
-                break
-            await asyncio.sleep(0.5)
-        drain_s = time.monotonic() - t
-        while health.get("reclaim_pending") and time.monotonic() - t < 40.0:  # the server's gc + trim
+            waited = time.monotonic() - t
+            if drain_s is None and (health["sessions"] == 0 or waited > 30.0):
+                drain_s = waited
+            if drain_s is not None and (not health.get("reclaim_pending") or waited > 40.0):
+                break  # and its gc + heap trim after them are done
             await asyncio.sleep(0.25)
-            async with http.get(f"{self.url}/health") as r:
-                health = await r.json()
         s = proc_sample(self.pid)
         s.update(t=round(time.monotonic() - self.t0, 1), drain_s=round(drain_s, 1))
         s["reclaim"] = health.get("last_reclaim")

@@ -42,8 +42,6 @@ HERE = Path(__file__).resolve().parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: Set (to anything) to give Chromium the PulseAudio null sink in every run (see ``null_sink``).
 CHROMIUM_PULSE_ENV = "EMOSTREAM_CHROMIUM_PULSE"
-#: The page's audio tap runs its own AudioContext at this rate when set (measure.js ``taprate``).
-TAP_RATE_ENV = "EMOSTREAM_TAP_RATE"
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox") or "/usr/bin/firefox-esr"
 Browser = Literal["chromium", "firefox"]
 MIC_PATH = "/harness/mic.wav"
@@ -227,8 +225,6 @@ class BrowserRun:
             q += f"&warmup={self.warmup}"
         if self.crop is not None:
             q += "&crop=" + ",".join(f"{c:.4f}" for c in self.crop)
-        if os.environ.get(TAP_RATE_ENV):
-            q += f"&taprate={int(os.environ[TAP_RATE_ENV])}"
         if self.browser == "firefox":
             q += "&tap=script"  # measure.js: Firefox froze with the AudioWorklet tap
             if self.wav is not None:

@@ -93,9 +93,7 @@ function micFileInfo() {
   // length, exact to one buffer (256 samples, 5.3 ms at 48 kHz).
   async function tapAudio(stream) {
     // One AudioContext per page: the microphone file's when there is one.
-    // `taprate=R`: the tap's own context at R Hz (default: the output device's rate).
-    const rate = q.has("taprate") ? { sampleRate: Number(q.get("taprate")) } : undefined;
-    const ac = window.emostreamMicFile ? window.emostreamMicFile.context : new AudioContext(rate);
+    const ac = window.emostreamMicFile ? window.emostreamMicFile.context : new AudioContext();
     const src = ac.createMediaStreamSource(stream);
     const atOutput = (t) => {
       const ts = ac.getOutputTimestamp();

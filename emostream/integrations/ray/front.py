@@ -280,19 +280,8 @@ class RayFront(AvatarServer):
         self._shared.move_to_end(pid)
         return self._shared[pid]
 
-    async def portrait(self, request: web.Request) -> web.Response:
-        refused = self._guard(request)
-        if refused is not None:
-            return refused
-        data = await request.read()
-        name = request.headers.get("X-Filename", "upload")[:100]
-        loop = asyncio.get_running_loop()
-        try:
-            pid = await loop.run_in_executor(None, self.portraits.add, data, name)
-        except EmostreamError as e:
-            return web.json_response({"error": str(e)}, status=400)
-        await self._shared_ref(pid)
-        return web.json_response({"portrait": pid})
+    async def portrait_added(self, pid: str) -> None:
+        await self._shared_ref(pid)  # into the object store now, for the hosts
 
     def cluster_health(self) -> dict[str, Any]:
         hosts = []

@@ -375,7 +375,11 @@ class AvatarServer:
             pid = await asyncio.get_running_loop().run_in_executor(None, self.portraits.add, data, name)
         except EmostreamError as e:
             return self._refuse("bad-portrait", 400, str(e))
+        await self.portrait_added(pid)
         return web.json_response({"portrait": pid})
+
+    async def portrait_added(self, pid: str) -> None:
+        """Called once an upload is stored (a subclass shares it further; here nothing)."""
 
     # --- signalling ---------------------------------------------------------------------
     async def offer(self, request: web.Request) -> web.Response:
