@@ -2,9 +2,13 @@
 
 Runs the bot (Pipecat SmallWebRTC + piper + EmostreamVideoService) against a real headless
 Chromium, as tests/test_agent_browser.py does, and prints the figures the voice-agent issue
-targets: presented fps (about 25), A/V offset (|offset| <= 45 ms; positive: sound late; on the
-page's WebAudio tap and, ``sink_av_offset_ms``, on what Chromium played into the null sink), and
-the time from the page's Interrupt click to the last loud sound it hears. The motion is the
+targets: presented fps (about 25), the A/V offset (|offset| <= 45 ms; positive: sound late) read
+three ways -- Chromium's own lip sync (``chromium_playout_skew_ms``, the sender-clock times it
+estimates it is playing, audio minus video), what it played into the null sink
+(``sink_av_offset_ms``) next to the same reading for a file that is in sync by construction played
+by Chromium's media player (``reference_sink_av_offset_ms``, tests/browser/reference.py: the
+headless chain's own bias), and the page's WebAudio tap -- and the time from the page's Interrupt
+click to the last loud sound it hears. The motion is the
 transparent test motion (jawOpen = each frame's audio energy, tests/browser/stub_engine.py) so
 the offset can be read off the correlation of mouth darkness and the heard sound; ``--engine
 real`` runs the shipped models instead (then the offset includes the model's own timing).
@@ -26,7 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from browser.agent import speak_and_interrupt, speak_line
+from browser.agent import mouth_crop, speak_and_interrupt, speak_line
+from browser.reference import reference_run
 
 
 def _engine(kind: str) -> Any:
@@ -41,12 +46,14 @@ def _engine(kind: str) -> Any:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     engine = _engine(args.engine)
-    lines, interrupts = [], []
+    lines, interrupts, references = [], [], []
     for _ in range(args.runs):
         _, figures = await speak_line(engine)
         lines.append(figures)
         _, figures = await speak_and_interrupt(engine)
         interrupts.append(figures)
+        if args.engine == "energy":  # the reference is the test motion's
+            references.append(await reference_run(engine, mouth_crop(engine)))
 
     def med(values: list[float | None]) -> float | None:
         v = [x for x in values if x is not None and np.isfinite(x)]
@@ -61,12 +68,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "av_corr_r": med([f["av_corr_r"] for f in lines]),
         "sink_av_offset_ms": med([f["sink_av_offset_ms"] for f in lines]),
         "sink_av_corr_r": med([f["sink_av_corr_r"] for f in lines]),
+        "sink_av_offset_ms_runs": [f["sink_av_offset_ms"] for f in lines],
+        "chromium_playout_skew_ms": med([f["chromium_playout_skew_ms"] for f in lines]),
+        "chromium_playout_skew_ms_runs": [f["chromium_playout_skew_ms"] for f in lines],
+        "reference_sink_av_offset_ms": med([f["sink_av_offset_ms"] for f in references]),
+        "reference_sink_av_offset_ms_runs": [f["sink_av_offset_ms"] for f in references],
         "session_dropped_frames": med([f["session_dropped_frames"] for f in lines]),
         "say_to_first_sound_ms": med([f["say_to_first_sound_ms"] for f in lines]),
         "interrupt_to_silence_ms": med([f["interrupt_to_silence_ms"] for f in interrupts]),
         "bot_ended_after_disconnect_s": med([f["bot_ended_after_disconnect_s"] for f in interrupts]),
         "targets": {"presented_fps": "about 25", "abs_av_offset_ms": "<= 45"},
-        "per_run": {"lines": lines, "interrupts": interrupts},
+        "per_run": {"lines": lines, "interrupts": interrupts, "references": references},
     }
 
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -68,13 +69,16 @@ class Peer:
                     frame = await track.recv()
                 except Exception:
                     return
-                if track.kind == "audio":
-                    x = frame.to_ndarray().astype(np.float64) / 32768
-                    self.heard.append(float(np.sqrt(np.mean(x * x))))
-                else:
-                    self.frames += 1
+                self._count(track.kind, frame)
 
         self.tasks.append(asyncio.create_task(pull()))
+
+    def _count(self, kind: str, frame: Any) -> None:
+        if kind == "audio":
+            x = frame.to_ndarray().astype(np.float64) / 32768
+            self.heard.append(float(np.sqrt(np.mean(x * x))))
+        else:
+            self.frames += 1
 
     async def connect(self, http: aiohttp.ClientSession, base: str) -> tuple[int, dict[str, Any] | str]:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -160,40 +164,204 @@ async def test_http_api_bad_input(served: tuple[BotServer, str]) -> None:
             assert "happy" in (await r.json())["emotions"]
 
 
-async def test_audio_track_sends_in_time_and_drops_what_is_too_late() -> None:
-    """The bot's output audio track: each 10 ms sent when due on the stream's clock (started by
-    its first chunk), stamped with the send time; audio more than MAX_AUDIO_LAG_S late dropped."""
-    import time
+def _clock(fps: int = 25) -> tuple[Any, float]:
+    """A SendClock whose stream time 0 was presented now: (clock, that time)."""
+    from emostream.integrations.pipecat_bot import SendClock
 
-    from emostream.integrations.pipecat_bot import MAX_AUDIO_LAG_S, StreamClockedAudioTrack
+    t0 = time.monotonic()
+    return SendClock(fps, lambda ns: t0 + ns / 1e9), t0
+
+
+async def _sent_at(track: Any, n: int) -> list[tuple[float, Any]]:
+    out = []
+    for _ in range(n):
+        frame = await track.recv()
+        out.append((time.monotonic(), frame))
+    return out
+
+
+async def test_audio_track_sends_each_chunk_at_its_place_in_the_stream() -> None:
+    """Each 10 ms goes out at its place in the stream (the audio written before it) on the
+    SendClock, less AUDIO_LEAD_S: a write that reaches the track late does not delay the audio
+    after it (audio is contiguous: before, every late write delayed all later sound for good)."""
+    from emostream.integrations.pipecat_bot import AUDIO_LEAD_S, StreamClockedAudioTrack
 
     track = StreamClockedAudioTrack(48000, auto_silence=False)
+    track.clock, t0 = _clock()
     started: list[bool] = []
     track.on_start = lambda: started.append(True)
     ten_ms = b"\x01\x00" * 480
-    track.add_audio_bytes(ten_ms * 4)  # 40 ms at once, as Pipecat writes it
-    t0 = time.monotonic()
-    frames = [await track.recv() for _ in range(4)]
+    done = track.add_audio_bytes(ten_ms * 4)  # 40 ms at once, as Pipecat writes it
+    assert done.done(), "the writer is never held back"
+    first = await _sent_at(track, 4)
+    await asyncio.sleep(max(0.0, t0 + 0.07 - time.monotonic()))
+    track.add_audio_bytes(ten_ms * 4)  # the next frame's audio, 30 ms after its presentation
+    late = await _sent_at(track, 4)
     assert started == [True]
-    assert time.monotonic() - t0 >= 0.025, "paced: 40 ms of audio goes out over ~30 ms"
-    pts = [f.pts for f in frames]
+    sent = np.array([t for t, _ in first + late]) - t0
+    due = track.clock.hold_s - AUDIO_LEAD_S + 0.01 * np.arange(8)
+    assert np.all(sent >= due - 0.002), (sent, due)
+    assert np.all(sent <= due + 0.015), f"each chunk at its place, the late write too: {sent - due}"
+    pts = [f.pts for _, f in first + late]
     assert pts[0] == 0 and all(b - a >= 480 for a, b in itertools.pairwise(pts))
-    await asyncio.sleep(MAX_AUDIO_LAG_S + 0.15)  # the stream stalls...
+    assert pts[-1] - pts[0] == pytest.approx(48000 * (sent[-1] - sent[0]), abs=96), "RTP follows sends"
+
+
+async def test_audio_track_drops_what_is_too_late_and_resyncs_after_upstream_drops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from emostream.integrations.pipecat_bot import (
+        MAX_AUDIO_LAG_S,
+        RESYNC_WRITES,
+        StreamClockedAudioTrack,
+    )
+
+    track = StreamClockedAudioTrack(48000, auto_silence=False)
+    track.clock, t0 = _clock()
+    ten_ms = b"\x01\x00" * 480
+    await asyncio.sleep(track.clock.hold_s + MAX_AUDIO_LAG_S + 0.2)  # the stream stalls...
     track.add_audio_bytes(ten_ms * 30)  # ...then a backlog arrives at once
-    late = await track.recv()
+    await track.recv()
     assert track.dropped_s >= 0.1, "the audio that came too late was dropped"
-    assert late.pts >= 48000 * (MAX_AUDIO_LAG_S + 0.15), "RTP time follows the send time"
-    assert len(track._chunk_queue) < 30
+    # Pipecat dropped a frame's audio upstream (an interruption): every write now comes a frame
+    # after the place the count gives it; after RESYNC_WRITES of them the count moves on.
+    track2 = StreamClockedAudioTrack(48000, auto_silence=False)
+    track2.clock, t0 = _clock()
+    with caplog.at_level(logging.INFO, logger="emostream.integrations.pipecat_bot"):
+        for k in range(RESYNC_WRITES + 1):
+            await asyncio.sleep(max(0.0, t0 + 0.04 * (k + 1) + 0.002 - time.monotonic()))
+            track2.add_audio_bytes(ten_ms * 4)
+    assert any("resynced" in r.getMessage() for r in caplog.records)
+    _, due = track2._chunk_queue[-4]
+    assert due == pytest.approx(t0 + 0.04 * (RESYNC_WRITES + 1) + track2.clock.hold_s, abs=0.02)
+    # A peer that stops reading: at most MAX_QUEUED_S waits.
+    for _ in range(40):
+        track2.add_audio_bytes(ten_ms * 4)
+    assert len(track2._chunk_queue) <= 100
 
 
-async def test_video_track_sends_the_newest_frame() -> None:
+async def test_video_track_sends_the_newest_frame_at_its_time() -> None:
     from pipecat.frames.frames import OutputImageRawFrame
 
     from emostream.integrations.pipecat_bot import WallClockVideoTrack
 
     track = WallClockVideoTrack(width=4, height=2)
     for v in (10, 20, 30):
-        track.add_video_frame(OutputImageRawFrame(image=bytes([v]) * 24, size=(4, 2), format="RGB"))
+        image = OutputImageRawFrame(image=bytes([v]) * 24, size=(4, 2), format="RGB")
+        image.pts = 40_000_000 * (v // 10)
+        track.add_video_frame(image)
+    track.clock, t0 = _clock()
     frame = await track.recv()
     assert int(frame.to_ndarray(format="rgb24")[0, 0, 0]) == 30 and track.skipped == 2
     assert frame.pts == 0 and frame.time_base.denominator == 90000
+    assert time.monotonic() - t0 >= 0.12 + track.clock.hold_s - 0.002, "sent at its place + hold"
+
+
+class SyncPeer(Peer):
+    """A ``Peer`` that maps what it receives to the sender's clock the way a browser's lip sync
+    does: each stream's RTP time -> sender wall time through the latest RTCP sender report
+    (NTP time, RTP time) of that stream. It keeps, on that clock, the mouth region's darkness of
+    each video frame and the RMS of each 10 ms of audio."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, crop: tuple[float, float, float, float]) -> None:
+        from aiortc.rtcrtpreceiver import RTCRtpReceiver
+        from aiortc.rtp import RtcpSrPacket
+
+        super().__init__()
+        self.crop = crop
+        self.reports: dict[str, list[tuple[int, int]]] = {}  # kind -> [(NTP, RTP) of each report]
+        self.receivers: dict[str, Any] = {}
+        self.video: list[tuple[float, float]] = []
+        self.audio: list[tuple[float, float]] = []
+        handle = RTCRtpReceiver._handle_rtcp_packet
+        reports, receivers = self.reports, self.receivers
+
+        async def note_report(receiver: Any, packet: Any) -> None:
+            if isinstance(packet, RtcpSrPacket) and receiver.track is not None:
+                info = packet.sender_info
+                reports.setdefault(receiver.track.kind, []).append((info.ntp_timestamp, info.rtp_timestamp))
+                receivers[receiver.track.kind] = receiver
+            await handle(receiver, packet)
+
+        monkeypatch.setattr(RTCRtpReceiver, "_handle_rtcp_packet", note_report)
+
+    def sender_times(self, kind: str, pts: np.ndarray, rate: int) -> np.ndarray:
+        """Sender wall times of RTP times ``pts`` (as aiortc's receiver counts them: from the
+        stream's first RTP time), through the median offset of all the stream's reports (a
+        browser fits a line through its last reports too)."""
+        origin = self.receivers[kind]._RTCRtpReceiver__timestamp_mapper._origin
+        ntp = np.array([n for n, _ in self.reports[kind]], np.float64) / 2**32
+        rtp = np.array([(r - origin + (1 << 31)) % (1 << 32) - (1 << 31) for _, r in self.reports[kind]])
+        return pts / rate + float(np.median(ntp - rtp / rate))
+
+    def _on_track(self, track: Any) -> None:
+        async def pull() -> None:
+            while True:
+                try:
+                    frame = await track.recv()
+                except Exception:
+                    return
+                self._count(track.kind, frame)
+                t = float(frame.pts)  # RTP time from the stream's first, see sender_times
+                if track.kind == "video":
+                    rgb = frame.to_ndarray(format="rgb24")
+                    h, w = rgb.shape[:2]
+                    x0, y0, x1, y1 = self.crop
+                    mouth = rgb[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
+                    self.video.append((t, -float(mouth.mean())))
+                else:
+                    x = frame.to_ndarray().astype(np.float64).reshape(-1, len(frame.layout.channels))
+                    n = frame.sample_rate // 100
+                    for i in range(len(x) // n):
+                        block = x[i * n : (i + 1) * n] / 32768
+                        self.audio.append((t + i * n, float(np.sqrt(np.mean(block * block)))))
+
+        self.tasks.append(asyncio.create_task(pull()))
+
+    def offset_ms(self, max_ms: float = 200.0) -> tuple[float, float]:
+        """(lag, r): the shift of the audio's envelope (mean RMS over [t + lag, t + lag + 40 ms)
+        at each frame's time t, both on the sender's clock as mapped) that best matches the
+        mouth; lag > 0: the sound plays after its frame. Ties (the 10 ms blocks make the peak a
+        plateau) resolve to the plateau's middle."""
+        vt, dark = np.array(self.video).T
+        at, rms = np.array(sorted(self.audio)).T
+        vt, at = self.sender_times("video", vt, 90000), self.sender_times("audio", at, 48000)
+        lags = np.arange(-max_ms, max_ms + 0.1, 1.0) / 1000.0
+        rs = np.full(lags.size, -2.0)
+        for k, lag in enumerate(lags):
+            lo, hi = np.searchsorted(at, vt + lag), np.searchsorted(at, vt + lag + 0.04)
+            env = np.array([rms[a:b].mean() if b > a else 0.0 for a, b in zip(lo, hi, strict=True)])
+            if env.std() > 0 and dark.std() > 0:
+                rs[k] = float(np.corrcoef(env, dark)[0, 1])
+        top = np.flatnonzero(rs >= rs.max() - 1e-9)
+        return 1000.0 * float(lags[top].mean()), float(rs.max())
+
+
+async def test_sound_is_stamped_with_its_frame(
+    served: tuple[BotServer, str], energy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the bot sends is in sync as a browser's lip sync reads it (RTP time -> sender clock
+    through RTCP sender reports): the receiver can only align what the sender's clocks say, so
+    sound stamped before its frame plays before it (issue 19)."""
+    from test_webrtc_browser import _mouth_crop
+
+    server, base = served
+    peer = SyncPeer(monkeypatch, _mouth_crop(energy))
+    async with aiohttp.ClientSession() as http:
+        status, answer = await peer.connect(http, base)
+        assert status == 200 and isinstance(answer, dict)
+        line = "One, two, three. The quick brown fox jumps over the lazy dog, and then it rests."
+        assert (await post(http, f"{base}/api/say", {"pc_id": answer["pc_id"], "text": line}))[0] == 200
+        for _ in range(600):
+            if len(peer.heard) > 300 and max(peer.heard[-100:]) < 0.005 and max(peer.heard) > 0.02:
+                break  # spoken and quiet again for a second
+            await asyncio.sleep(0.05)
+        session = server.bots[answer["pc_id"]].avatar.session
+        dropped = session.stats.dropped_frames if session is not None else 0
+        await peer.close()
+    assert set(peer.reports) == {"audio", "video"}, "both streams sent RTCP sender reports"
+    lag, r = peer.offset_ms()
+    print(f"A/V on the sender's clocks: sound {lag:+.1f} ms after its frame (r {r:.2f}, {dropped} dropped)")
+    assert r > 0.8, "the mouth follows the sound"
+    if dropped <= 5:  # judged when the machine kept up (see test_agent_browser)
+        assert abs(lag) <= 15.0, f"sound and frame stamped together: {lag:+.1f} ms"

@@ -157,6 +157,15 @@ class EmostreamVideoService(FrameProcessor):
         """The output transport started sending: start the stream now (``wait_for_output``)."""
         self._output_ready.set()
 
+    def presented_at(self, pts_ns: int) -> float | None:
+        """When the frames of stream time ``pts_ns`` (the ``pts`` this service puts on what it
+        pushes) are pushed, on the session's clock (``time.monotonic`` unless the engine was
+        given another); None before the stream starts."""
+        session = self._session
+        if session is None or session.t0 is None:
+            return None
+        return session.t0 + float(session.latency) + pts_ns / _NS
+
     def set_emotion(self, emotion: str, intensity: float = 1.0) -> None:
         """Blend to ``emotion`` within one motion window (raises ConfigError for a bad name)."""
         self._style = EmotionStyle(emotion, float(intensity))

@@ -24,6 +24,7 @@ import functools
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -61,9 +62,31 @@ MAX_TEXT = 2000
 AUDIO_OUT_RATE = 48000
 PIPER_VOICE = "en_US-joe-medium"
 _VIDEO_CLOCK = 90_000
+_NS = 1_000_000_000
 #: Output audio later than this behind its clock is dropped (overload degrades, see
 #: StreamClockedAudioTrack).
 MAX_AUDIO_LAG_S = 0.1
+#: Most output audio waiting in the track (a peer that stops reading; its watchdog ends it).
+MAX_QUEUED_S = 1.0
+#: The output tracks' unit of audio (Pipecat writes whole 10 ms chunks).
+CHUNK_S = 0.01
+#: Margin over one frame period that the SendClock holds the stream: Pipecat's video pacing
+#: hands a frame over ~43 ms after it was presented at 25 fps, and audio writes reach the track
+#: up to ~30 ms late when the event loop is busy (both measured here); later than this, a frame
+#: or a write goes out at once (late) and the other stream keeps its place.
+HOLD_MARGIN_S = 0.02
+#: Longest a track waits for a send time (a schedule gone wrong must not stall the stream).
+MAX_HOLD_S = 0.5
+#: How much earlier than its frame the audio is sent, for what aiortc and Opus add after the
+#: send: aiortc packs two 10 ms chunks in each 20 ms Opus packet, stamped with the first chunk's
+#: time but sent with the second (RTCP then pairs that RTP time with a send 10 ms later), and the
+#: Opus encoder's lookahead (312 samples at 48 kHz) delays the decoded sound 6.5 ms.
+AUDIO_LEAD_S = (0.02 - CHUNK_S) + 312 / 48000
+#: Writes whose arrival, all a frame or more after their place, shows audio dropped upstream.
+RESYNC_WRITES = 8
+#: Longest encode time the video track allows for, and the smoothing of its estimate.
+MAX_ENCODE_S = 0.03
+ENCODE_SMOOTHING = 0.1
 
 
 @dataclass(frozen=True)
@@ -87,26 +110,63 @@ def piper_tts() -> FrameProcessor:
     return PiperTTSService(download_dir=voice_dir, settings=PiperTTSService.Settings(voice=PIPER_VOICE))
 
 
+class SendClock:
+    """Both output tracks send each moment of the stream ``hold_s`` after
+    ``EmostreamVideoService`` presented it (pushed it downstream), so that a sound leaves with the
+    frame that shows it.
+
+    The browser's lip sync can only align what the sender's clocks say: RTCP sender reports pair
+    each stream's RTP time with its send time. Pipecat's live video output paces images one frame
+    period behind their arrival (``_video_is_live_handler`` sleeps to the *next* frame slot) while
+    audio goes straight to its track; sent as they came, the sound left 25-40 ms before its frame,
+    and each write that reached the track late (the event loop busy, up to ~30 ms) delayed all the
+    sound after it for good (audio is contiguous). Sent on the session's schedule plus a hold
+    longer than Pipecat's video delay, both streams keep their places whatever the jitter.
+    """
+
+    def __init__(self, fps: int, presented_at: Callable[[int], float | None]) -> None:
+        self.period_s = 1.0 / fps
+        #: One frame period (Pipecat's video pacing) and a margin for wake-ups and late writes.
+        self.hold_s = self.period_s + HOLD_MARGIN_S
+        self.presented_at = presented_at
+
+    def due(self, stream_s: float) -> float | None:
+        """Monotonic time at which stream time ``stream_s`` should be sent (None: no schedule
+        yet, send at once)."""
+        shown = self.presented_at(round(stream_s * _NS))
+        return None if shown is None else shown + self.hold_s
+
+
 class WallClockVideoTrack(RawVideoTrack):
-    """Pipecat's output video track, stamped with the time each frame is sent.
+    """Pipecat's output video track, sending each frame on the ``SendClock`` and stamping it
+    with the time it is sent.
 
     Pipecat 1.14's ``RawVideoTrack`` takes its RTP timestamps from aiortc's
     ``VideoStreamTrack.next_timestamp``, which is hard-wired to 30 fps: at the avatar's 25 fps
     the video clock runs at 5/6 of real time, and the browser's lip sync (RTP time -> sender
-    wall clock through RTCP) puts the sound ~200 ms behind the lips. Frames arrive here already
-    paced (the session's schedule), so the send time is the right timestamp. Its queue is
-    unbounded: when the encoder falls behind, the frames waiting behind the newest are dropped.
+    wall clock through RTCP) puts the sound ~200 ms behind the lips. Its queue is unbounded:
+    when the encoder falls behind, the frames waiting behind the newest are dropped.
     """
 
     _t0: float | None = None
     #: Frames skipped because a newer one was already waiting (the encoder fell behind).
     skipped = 0
+    clock: SendClock | None = None
+    #: Seconds aiortc takes to encode and send a frame (from ``recv``'s return to the next call).
+    encode_s = 0.0
+    _returned: float | None = None
 
     async def recv(self) -> VideoFrame:
+        if self._returned is not None:
+            took = min(time.monotonic() - self._returned, MAX_ENCODE_S)
+            self.encode_s += ENCODE_SMOOTHING * (took - self.encode_s)
         raw = await self._video_buffer.get()
         while not self._video_buffer.empty():  # overload: send the newest frame, drop the rest
             raw = self._video_buffer.get_nowait()
             self.skipped += 1
+        due = None if self.clock is None or raw.pts is None else self.clock.due(raw.pts / _NS)
+        if due is not None and (wait := due - self.encode_s - time.monotonic()) > 0:
+            await asyncio.sleep(min(wait, MAX_HOLD_S))
         rgb = np.frombuffer(raw.image, dtype=np.uint8).reshape(self._height, self._width, 3)
         frame = VideoFrame.from_ndarray(rgb, format="rgb24")
         now = time.monotonic()
@@ -114,28 +174,35 @@ class WallClockVideoTrack(RawVideoTrack):
             self._t0 = now
         frame.pts = round((now - self._t0) * _VIDEO_CLOCK)
         frame.time_base = Fraction(1, _VIDEO_CLOCK)
+        self._returned = time.monotonic()
         return frame
 
 
 class StreamClockedAudioTrack(RawAudioTrack):
-    """Pipecat's output audio track, sending the avatar's audio at its own time and stamping it
-    with the time it is sent.
+    """Pipecat's output audio track, sending the avatar's audio on the ``SendClock`` and stamping
+    it with the time it is sent.
 
     ``RawAudioTrack`` starts its clock when it is made (at the offer, seconds before the
     connection is up), sends that whole gap as fast as it can to catch up, and fills every moment
     its queue is empty with silence, so each chunk that arrives a little late delays all the
-    sound after it, for good. The avatar's audio is one continuous stream, pushed in real time
-    from its first chunk on: here each 10 ms goes out when it is due on that stream's clock
-    (at once if it is late), audio more than ``MAX_AUDIO_LAG_S`` late is dropped (the process
-    was starved of CPU and Pipecat's output queue grew), and RTP time follows the send time, as
-    the video's does (``WallClockVideoTrack``), so the browser's lip sync maps both right.
+    sound after it, for good. The avatar's audio is one contiguous stream from the session's
+    start: here each write is taken at once (Pipecat's writer is never held back), its place in
+    the stream is the audio written before it, and each 10 ms is sent when the clock says (less
+    ``AUDIO_LEAD_S``, see there). Audio more than ``MAX_AUDIO_LAG_S`` late is dropped (the process
+    was starved of CPU), at most ``MAX_QUEUED_S`` waits (a peer that stops reading), and RTP time
+    follows the send time, as the video's does.
+
+    Pipecat drops audio it had not yet written when it is interrupted: writes that all come at
+    least a frame after their place (the minimum over ``RESYNC_WRITES`` of them, which late
+    writes alone cannot move) put the count forward.
     """
 
     #: Called at the first ``recv``: the connection is up and sending (starts the avatar).
     on_start: Callable[[], None] | None = None
-    _content_t0: float | None = None  # wall time of the avatar's first audio chunk
-    _content = 0  # samples of the avatar's audio taken (sent or dropped)
-    _skipped = 0  # samples dropped because they came too late
+    clock: SendClock | None = None
+    _skipped = 0  # samples dropped because they came too late or did not fit
+    _written = 0  # 10 ms chunks written: the stream place of the next write
+    _late: deque[float] | None = None  # recent writes' arrival minus their place's presentation
     _send_t0: float | None = None
     _next_ts = 0
     _warned = False
@@ -144,38 +211,61 @@ class StreamClockedAudioTrack(RawAudioTrack):
     def dropped_s(self) -> float:
         return self._skipped / self._sample_rate
 
-    async def _next_chunk(self) -> tuple[bytes, float]:
-        """The next chunk of the avatar's audio that is not too late, and its due time."""
+    def add_audio_bytes(self, audio_bytes: bytes) -> asyncio.Future[bool]:
+        if len(audio_bytes) % self._bytes_per_10ms != 0:
+            raise ValueError("Audio bytes must be a multiple of 10ms size.")
+        arrived = time.monotonic()
+        due = self._place(arrived)
+        step = self._bytes_per_10ms
+        for k, i in enumerate(range(0, len(audio_bytes), step)):
+            self._chunk_queue.append((audio_bytes[i : i + step], None if due is None else due + k * CHUNK_S))
+        self._written += len(audio_bytes) // step
+        while len(self._chunk_queue) > MAX_QUEUED_S / CHUNK_S:
+            self._chunk_queue.popleft()
+            self._skipped += self._samples_per_10ms
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(True)  # never hold the writer back: arrival times stay true
+        return done
+
+    def _place(self, arrived: float) -> float | None:
+        """Send time of the write arriving now (None: no schedule, send at once)."""
+        if self.clock is None or (due := self.clock.due(self._written * CHUNK_S)) is None:
+            return None
+        if self._late is None:
+            self._late = deque(maxlen=RESYNC_WRITES)
+        self._late.append(arrived - (due - self.clock.hold_s))
+        behind = min(self._late)
+        if len(self._late) == RESYNC_WRITES and behind > 0.75 * self.clock.period_s:
+            frames = round(behind / self.clock.period_s)
+            self._written += round(frames * self.clock.period_s / CHUNK_S)
+            self._late.clear()
+            log.info("emostream agent: %d frames of audio were dropped upstream; resynced", frames)
+            return self._place(arrived)
+        return due - AUDIO_LEAD_S
+
+    async def _next_chunk(self) -> tuple[bytes, float | None]:
+        """The next chunk of the avatar's audio that is not too late, and its send time."""
         while True:
             while not self._chunk_queue:
                 await asyncio.sleep(0.005)
-            data, future = self._chunk_queue.popleft()
-            if future is not None and not future.done():
-                future.set_result(True)
-            now = time.time()
-            if self._content_t0 is None:
-                self._content_t0 = now
-            due = self._content_t0 + self._content / self._sample_rate
-            self._content += self._samples_per_10ms
-            if now - due <= MAX_AUDIO_LAG_S:
+            data, due = self._chunk_queue.popleft()
+            late = 0.0 if due is None else time.monotonic() - due
+            if late <= MAX_AUDIO_LAG_S:
                 return data, due
             self._skipped += self._samples_per_10ms
             if not self._warned:
                 self._warned = True
-                late_ms = 1000 * (now - due)
-                log.warning(
-                    "emostream agent: audio output %.0f ms late (CPU starved): dropping late audio", late_ms
-                )
+                what = "emostream agent: audio output %.0f ms late (CPU starved): dropping late audio"
+                log.warning(what, 1000 * late)
 
     async def recv(self) -> AudioFrame:
         if self.on_start is not None:
             self.on_start()
             self.on_start = None
         chunk, due = await self._next_chunk()
-        wait = due - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        now = time.time()
+        if due is not None and (wait := due - time.monotonic()) > 0:
+            await asyncio.sleep(min(wait, MAX_HOLD_S))
+        now = time.monotonic()
         if self._send_t0 is None:
             self._send_t0 = now
         ts = max(self._next_ts, round((now - self._send_t0) * self._sample_rate))
@@ -200,6 +290,7 @@ class Bot:
     ) -> None:
         self.connection = connection
         self.avatar = avatar
+        self.send_clock = SendClock(video[2], avatar.presented_at)
         self.transport = SmallWebRTCTransport(
             webrtc_connection=connection,
             params=TransportParams(
@@ -262,17 +353,19 @@ class Bot:
         await self.worker.queue_frame(EmostreamEmotionFrame(emotion, intensity))
 
     async def _on_connected(self, transport: Any, connection: SmallWebRTCConnection) -> None:
-        # The client made its output tracks just before this event: swap in tracks whose clocks
-        # follow the wall clock (pipecat has no option for it; see the two track classes).
+        # The client made its output tracks just before this event: swap in tracks that send on
+        # the stream's schedule (pipecat has no option for it; see SendClock and the tracks).
         client = self.transport._client
         video = client._video_output_track
         if video is not None and not isinstance(video, WallClockVideoTrack):
             client._video_output_track = WallClockVideoTrack(width=video._width, height=video._height)
+            client._video_output_track.clock = self.send_clock
             connection.replace_video_track(client._video_output_track)
         audio = client._audio_output_track
         if audio is not None and not isinstance(audio, StreamClockedAudioTrack):
             track = StreamClockedAudioTrack(audio._sample_rate, auto_silence=False)
             track.on_start = self.avatar.output_ready
+            track.clock = self.send_clock
             client._audio_output_track = track
             connection.replace_audio_track(client._audio_output_track)
         if self._watch is None:

@@ -133,6 +133,13 @@ def av_offset_ms(report: dict[str, Any], max_ms: float = 300.0) -> tuple[float, 
     return best[1], best[0]
 
 
+def playout_skew_ms(report: dict[str, Any]) -> float | None:
+    """``estimatedPlayoutTimestamp`` of the audio minus the video's, from one getStats call."""
+    audio = analysis.inbound(report, "audio").get("estimatedPlayoutTimestamp")
+    video = analysis.inbound(report, "video").get("estimatedPlayoutTimestamp")
+    return None if audio is None or video is None else float(audio - video)
+
+
 def mouth_motion(report: dict[str, Any], edge_ms: float = 250.0) -> dict[str, float]:
     """Mean absolute change of the mouth crop between presented frames, while the bot speaks
     and outside [first loud sound - edge, last loud sound + edge]."""
@@ -194,6 +201,9 @@ async def speak_line(
         # the same analysis on the null sink's own output (parec) instead of the page's tap
         "sink_av_offset_ms": sink_lag,
         "sink_av_corr_r": sink_r,
+        # Chromium's own view of its lip sync at the end (the sender-clock time of what each
+        # stream is playing; audio minus video, negative: the sound plays older content)
+        "chromium_playout_skew_ms": playout_skew_ms(report),
         "mouth_motion": mouth_motion(report),
         "session_dropped_frames": sessions[0].stats.dropped_frames if sessions and sessions[0] else None,
         "say_to_first_sound_ms": float(loud.min() - events[0]["t"]) if loud.size and events else None,
