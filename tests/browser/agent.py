@@ -23,7 +23,7 @@ import numpy as np
 from aiohttp import web
 
 from browser import analysis
-from browser.harness import HERE, BrowserRun
+from browser.harness import HERE, Browser, BrowserRun
 from browser.sink_record import SinkRecorder, with_audio
 from emostream.engine.pipeline import Engine
 from emostream.engine.session import SessionConfig
@@ -43,6 +43,7 @@ REPORT_EVENTS = """<script>
     if (url === "/report" && opts && opts.body) {
       const body = JSON.parse(opts.body);
       body.agentEvents = window.emostream ? window.emostream.events : null;
+      body.lipSyncSeedMs = window.emostream ? window.emostream.lipSyncSeedMs : null;
       opts = { ...opts, body: JSON.stringify(body) };
     }
     return realFetch(url, opts);
@@ -57,10 +58,10 @@ class AgentRun(BrowserRun):
 
     def __init__(
         self, server: BotServer, *, seconds: float, crop: tuple[float, float, float, float], say: str,
-        say_after: float,
+        say_after: float, browser: Browser = "chromium",
     ) -> None:  # fmt: skip
         # The A/V offset is judged as a user with a sound card would hear it (see BrowserRun).
-        super().__init__(server, wav=None, seconds=seconds, crop=crop, null_sink=True)  # type: ignore[arg-type]
+        super().__init__(server, wav=None, seconds=seconds, crop=crop, null_sink=True, browser=browser)  # type: ignore[arg-type]
         self.say, self.say_after = say, say_after
 
     async def _test_page(self, request: web.Request) -> web.Response:
@@ -164,6 +165,7 @@ async def speak_line(
     say_after: float = 7.0,
     line: str = LINE,
     screenshot: Path | None = None,
+    browser: Browser = "chromium",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The page connects, types ``line`` ``say_after`` s later (the browser's A/V sync converges
     over the first seconds) and listens for ``seconds`` in all: (report, figures). The A/V
@@ -171,7 +173,7 @@ async def speak_line(
     browser played into the null sink (``sink_av_offset_ms``, recorded with parec)."""
     server = bot_server(engine)
     async with AgentRun(
-        server, seconds=seconds, crop=mouth_crop(engine), say=line, say_after=say_after
+        server, seconds=seconds, crop=mouth_crop(engine), say=line, say_after=say_after, browser=browser
     ) as run:
         sink = SinkRecorder(run._browser_env)  # what the browser really plays (sink_record.py)
         sink.start()
@@ -204,6 +206,8 @@ async def speak_line(
         # Chromium's own view of its lip sync at the end (the sender-clock time of what each
         # stream is playing; audio minus video, negative: the sound plays older content)
         "chromium_playout_skew_ms": playout_skew_ms(report),
+        # the page's seed of the video's jitter buffer target (agent.js seedLipSync)
+        "lip_sync_seed_ms": report.get("lipSyncSeedMs"),
         "mouth_motion": mouth_motion(report),
         "session_dropped_frames": sessions[0].stats.dropped_frames if sessions and sessions[0] else None,
         "say_to_first_sound_ms": float(loud.min() - events[0]["t"]) if loud.size and events else None,

@@ -25,7 +25,7 @@ import av
 import numpy as np
 from aiohttp import web
 
-from browser.harness import HERE, BrowserRun, speech_wav
+from browser.harness import HERE, Browser, BrowserRun, speech_wav
 from browser.sink_record import SinkRecorder, with_audio
 from browser.stub_engine import EnergyFeatures, EnergyMotionStream
 from emostream.config import SAMPLE_RATE
@@ -100,9 +100,16 @@ class FileServer:
 class ReferenceRun(BrowserRun):
     """BrowserRun on a page that plays ``webm`` (Chromium's media player) with measure.js."""
 
-    def __init__(self, webm: Path, *, seconds: float, crop: tuple[float, float, float, float]) -> None:
+    def __init__(
+        self,
+        webm: Path,
+        *,
+        seconds: float,
+        crop: tuple[float, float, float, float],
+        browser: Browser = "chromium",
+    ) -> None:
         server = FileServer()
-        super().__init__(server, wav=None, seconds=seconds, crop=crop, null_sink=True)  # type: ignore[arg-type]
+        super().__init__(server, wav=None, seconds=seconds, crop=crop, null_sink=True, browser=browser)  # type: ignore[arg-type]
         self.webm = webm
         server.app.router.add_get("/reference.webm", self._webm)
 
@@ -116,7 +123,9 @@ class ReferenceRun(BrowserRun):
         return web.FileResponse(self.webm)
 
 
-async def reference_run(engine: Engine, crop: tuple[float, float, float, float]) -> dict[str, Any]:
+async def reference_run(
+    engine: Engine, crop: tuple[float, float, float, float], browser: Browser = "chromium"
+) -> dict[str, Any]:
     """Play the reference in Chromium on the null sink: its A/V offset (``sink_av_offset_ms``,
     positive: sound late) and the correlation, as ``agent.speak_line`` reports them."""
     from browser.agent import av_offset_ms  # deferred: agent imports pipecat
@@ -124,7 +133,7 @@ async def reference_run(engine: Engine, crop: tuple[float, float, float, float])
     with tempfile.TemporaryDirectory(prefix="emostream-ref-") as tmp:
         webm = Path(tmp) / "reference.webm"
         seconds = await asyncio.to_thread(write_reference, engine, webm)
-        async with ReferenceRun(webm, seconds=seconds, crop=crop) as run:
+        async with ReferenceRun(webm, seconds=seconds, crop=crop, browser=browser) as run:
             sink = SinkRecorder(run._browser_env)
             sink.start()
             try:

@@ -68,6 +68,42 @@
     }
   }
 
+  // The browser's lip sync starts from each stream's own delay -- in Chromium the sound's jitter
+  // buffer and device add 40-80 ms more than the video's path -- and closes the gap by half of
+  // it every few seconds, down to 30 ms: the first ~15 s of speech played that much behind the
+  // lips. Two seconds after connecting, the gap is measured (getStats, over one second) and the
+  // video's jitter buffer target set to it, so the sync starts near zero.
+  async function seedLipSync(pc) {
+    const receivers = pc.getReceivers();
+    const video = receivers.find((r) => r.track && r.track.kind === "video");
+    if (!video || !("jitterBufferTarget" in video)) return;
+    const sample = async () => {
+      const out = {};
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp") out[s.kind] = s;
+        if (s.type === "media-playout") out.playout = s;
+      });
+      return out;
+    };
+    const per = (b, a, s, key, count) =>
+      b[s] && a[s] && b[s][count] > a[s][count] ? (b[s][key] - a[s][key]) / (b[s][count] - a[s][count]) : null;
+    await new Promise((r) => setTimeout(r, 1000));
+    const a = await sample();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = await sample();
+    if (pc !== api.pc) return;
+    // The buffers' targets (where they settle), not their delays now: the sound's buffer starts
+    // well above its target and drains over seconds.
+    const audioBuffer = per(b, a, "audio", "jitterBufferTargetDelay", "jitterBufferEmittedCount");
+    const device = b.playout && a.playout ? per(b, a, "playout", "totalPlayoutDelay", "totalSamplesCount") : 0;
+    const videoBuffer = per(b, a, "video", "jitterBufferTargetDelay", "jitterBufferEmittedCount");
+    const decode = per(b, a, "video", "totalDecodeTime", "framesDecoded") || 0;
+    if (audioBuffer === null || videoBuffer === null) return;
+    const gapMs = 1000 * (audioBuffer + (device || 0) - videoBuffer - decode);
+    api.lipSyncSeedMs = Math.round(gapMs);
+    if (gapMs > 0) video.jitterBufferTarget = Math.min(gapMs, 500);
+  }
+
   async function start() {
     if (api.pc) return;
     api.error = null;
@@ -87,6 +123,7 @@
       if (pc !== api.pc) return;
       if (pc.connectionState === "connected") {
         api.state = "connected";
+        seedLipSync(pc).catch(() => {});
         setEnabled(true);
         setStatus("Connected: type a line and press Say.");
       } else if (pc.connectionState === "failed") {
