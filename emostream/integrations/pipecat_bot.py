@@ -217,12 +217,14 @@ class StreamClockedAudioTrack(RawAudioTrack):
         arrived = time.monotonic()
         due = self._place(arrived)
         step = self._bytes_per_10ms
-        for k, i in enumerate(range(0, len(audio_bytes), step)):
-            self._chunk_queue.append((audio_bytes[i : i + step], None if due is None else due + k * CHUNK_S))
-        self._written += len(audio_bytes) // step
-        while len(self._chunk_queue) > MAX_QUEUED_S / CHUNK_S:
-            self._chunk_queue.popleft()
-            self._skipped += self._samples_per_10ms
+        chunks = len(audio_bytes) // step
+        room = max(round(MAX_QUEUED_S / CHUNK_S) - len(self._chunk_queue), 0)
+        for k in range(min(chunks, room)):
+            self._chunk_queue.append(
+                (audio_bytes[k * step : (k + 1) * step], None if due is None else due + k * CHUNK_S)
+            )
+        self._skipped += max(chunks - room, 0) * self._samples_per_10ms  # what does not fit
+        self._written += chunks
         done = asyncio.get_running_loop().create_future()
         done.set_result(True)  # never hold the writer back: arrival times stay true
         return done
