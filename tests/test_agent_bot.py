@@ -294,29 +294,20 @@ class SyncPeer(Peer):
         rtp = np.array([(r - origin + (1 << 31)) % (1 << 32) - (1 << 31) for _, r in self.reports[kind]])
         return pts / rate + float(np.median(ntp - rtp / rate))
 
-    def _on_track(self, track: Any) -> None:
-        async def pull() -> None:
-            while True:
-                try:
-                    frame = await track.recv()
-                except Exception:
-                    return
-                self._count(track.kind, frame)
-                t = float(frame.pts)  # RTP time from the stream's first, see sender_times
-                if track.kind == "video":
-                    rgb = frame.to_ndarray(format="rgb24")
-                    h, w = rgb.shape[:2]
-                    x0, y0, x1, y1 = self.crop
-                    mouth = rgb[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)]
-                    self.video.append((t, -float(mouth.mean())))
-                else:
-                    x = frame.to_ndarray().astype(np.float64).reshape(-1, len(frame.layout.channels))
-                    n = frame.sample_rate // 100
-                    for i in range(len(x) // n):
-                        block = x[i * n : (i + 1) * n] / 32768
-                        self.audio.append((t + i * n, float(np.sqrt(np.mean(block * block)))))
-
-        self.tasks.append(asyncio.create_task(pull()))
+    def _count(self, kind: str, frame: Any) -> None:
+        super()._count(kind, frame)
+        t = float(frame.pts)  # RTP time from the stream's first, see sender_times
+        if kind == "video":
+            rgb = frame.to_ndarray(format="rgb24")
+            h, w = rgb.shape[:2]
+            x0, y0, x1, y1 = self.crop
+            self.video.append((t, -float(rgb[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)].mean())))
+        else:
+            x = frame.to_ndarray().astype(np.float64).reshape(-1, len(frame.layout.channels))
+            n = frame.sample_rate // 100
+            for i in range(len(x) // n):
+                block = x[i * n : (i + 1) * n] / 32768
+                self.audio.append((t + i * n, float(np.sqrt(np.mean(block * block)))))
 
     def offset_ms(self, max_ms: float = 200.0) -> tuple[float, float]:
         """(lag, r): the shift of the audio's envelope (mean RMS over [t + lag, t + lag + 40 ms)
