@@ -22,6 +22,7 @@ import itertools
 import aiohttp
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from browser.analysis import envelope_correlations
 
 from emostream.integrations.pipecat_bot import BotConfig, BotServer
 
@@ -318,12 +319,7 @@ class SyncPeer(Peer):
         at, rms = np.array(sorted(self.audio)).T
         vt, at = self.sender_times("video", vt, 90000), self.sender_times("audio", at, 48000)
         lags = np.arange(-max_ms, max_ms + 0.1, 1.0) / 1000.0
-        rs = np.full(lags.size, -2.0)
-        for k, lag in enumerate(lags):
-            lo, hi = np.searchsorted(at, vt + lag), np.searchsorted(at, vt + lag + 0.04)
-            env = np.array([rms[a:b].mean() if b > a else 0.0 for a, b in zip(lo, hi, strict=True)])
-            if env.std() > 0 and dark.std() > 0:
-                rs[k] = float(np.corrcoef(env, dark)[0, 1])
+        rs = envelope_correlations(vt, dark, at, rms, lags, 0.04)
         top = np.flatnonzero(rs >= rs.max() - 1e-9)
         return 1000.0 * float(lags[top].mean()), float(rs.max())
 

@@ -130,10 +130,14 @@ class SendClock:
         self.hold_s = self.period_s + HOLD_MARGIN_S
         self.presented_at = presented_at
 
+    def shown(self, stream_s: float) -> float | None:
+        """Monotonic time at which stream time ``stream_s`` was presented (None: no schedule)."""
+        return self.presented_at(round(stream_s * _NS))
+
     def due(self, stream_s: float) -> float | None:
         """Monotonic time at which stream time ``stream_s`` should be sent (None: no schedule
         yet, send at once)."""
-        shown = self.presented_at(round(stream_s * _NS))
+        shown = self.shown(stream_s)
         return None if shown is None else shown + self.hold_s
 
 
@@ -202,10 +206,14 @@ class StreamClockedAudioTrack(RawAudioTrack):
     clock: SendClock | None = None
     _skipped = 0  # samples dropped because they came too late or did not fit
     _written = 0  # 10 ms chunks written: the stream place of the next write
-    _late: deque[float] | None = None  # recent writes' arrival minus their place's presentation
     _send_t0: float | None = None
     _next_ts = 0
     _warned = False
+
+    def __init__(self, sample_rate: int, auto_silence: bool = True) -> None:
+        super().__init__(sample_rate, auto_silence)
+        #: Recent writes' arrival minus their place's presentation time.
+        self._late: deque[float] = deque(maxlen=RESYNC_WRITES)
 
     @property
     def dropped_s(self) -> float:
@@ -231,19 +239,18 @@ class StreamClockedAudioTrack(RawAudioTrack):
 
     def _place(self, arrived: float) -> float | None:
         """Send time of the write arriving now (None: no schedule, send at once)."""
-        if self.clock is None or (due := self.clock.due(self._written * CHUNK_S)) is None:
+        clock = self.clock
+        if clock is None or (shown := clock.shown(self._written * CHUNK_S)) is None:
             return None
-        if self._late is None:
-            self._late = deque(maxlen=RESYNC_WRITES)
-        self._late.append(arrived - (due - self.clock.hold_s))
+        self._late.append(arrived - shown)
         behind = min(self._late)
-        if len(self._late) == RESYNC_WRITES and behind > 0.75 * self.clock.period_s:
-            frames = round(behind / self.clock.period_s)
-            self._written += round(frames * self.clock.period_s / CHUNK_S)
+        if len(self._late) == RESYNC_WRITES and behind > 0.75 * clock.period_s:
+            frames = round(behind / clock.period_s)
+            self._written += round(frames * clock.period_s / CHUNK_S)
             self._late.clear()
             log.info("emostream agent: %d frames of audio were dropped upstream; resynced", frames)
             return self._place(arrived)
-        return due - AUDIO_LEAD_S
+        return shown + clock.hold_s - AUDIO_LEAD_S
 
     async def _next_chunk(self) -> tuple[bytes, float | None]:
         """The next chunk of the avatar's audio that is not too late, and its send time."""

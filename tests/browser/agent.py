@@ -23,7 +23,7 @@ import numpy as np
 from aiohttp import web
 
 from browser import analysis
-from browser.harness import HERE, Browser, BrowserRun
+from browser.harness import Browser, BrowserRun
 from browser.sink_record import SinkRecorder, with_audio
 from emostream.engine.pipeline import Engine
 from emostream.engine.session import SessionConfig
@@ -68,9 +68,6 @@ class AgentRun(BrowserRun):
         html = (PAGE_DIR / "agent.html").read_text("utf-8")
         extra = REPORT_EVENTS + '<script src="/harness/measure.js"></script>\n</body>'
         return web.Response(text=html.replace("</body>", extra), content_type="text/html")
-
-    async def _measure_js(self, request: web.Request) -> web.Response:
-        return web.Response(text=(HERE / "measure.js").read_text("utf-8"), content_type="text/javascript")
 
     async def click(self, element_id: str) -> None:
         """Click a button of the page (DevTools ``Runtime.evaluate``), as a user would."""
@@ -121,17 +118,10 @@ def av_offset_ms(report: dict[str, Any], max_ms: float = 300.0) -> tuple[float, 
     t, g = _crops(report)
     dark = -g.mean(axis=1)
     audio = np.array(report["audio"], dtype=np.float64)
-    at, ar = audio[:, 0], audio[:, 1]
-    best = (-2.0, float("nan"))
-    for lag in np.arange(-max_ms, max_ms + 0.1, 2.5):
-        lo, hi = np.searchsorted(at, t + lag), np.searchsorted(at, t + lag + 40.0)
-        env = np.array([ar[a:b].mean() if b > a else 0.0 for a, b in zip(lo, hi, strict=True)])
-        if env.std() == 0 or dark.std() == 0:
-            continue
-        r = float(np.corrcoef(env, dark)[0, 1])
-        if r > best[0]:
-            best = (r, float(lag))
-    return best[1], best[0]
+    lags = np.arange(-max_ms, max_ms + 0.1, 2.5)
+    rs = analysis.envelope_correlations(t, dark, audio[:, 0], audio[:, 1], lags, 40.0)
+    k = int(np.argmax(rs))  # the first of equal maxima
+    return (float(lags[k]), float(rs[k])) if rs[k] > -2.0 else (float("nan"), -2.0)
 
 
 def playout_skew_ms(report: dict[str, Any]) -> float | None:

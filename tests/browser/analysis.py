@@ -188,6 +188,21 @@ def sync_figures(report: dict[str, Any], send_log: Sequence[Any]) -> tuple[dict[
     return figures, offsets
 
 
+def envelope_correlations(
+    vt: np.ndarray, dark: np.ndarray, at: np.ndarray, rms: np.ndarray, lags: np.ndarray, window: float
+) -> np.ndarray:
+    """For each lag: the correlation of the mouth's darkness at frame times ``vt`` with the mean
+    sound RMS over [t + lag, t + lag + window) (``at`` sorted; any one time unit; -2 where either
+    side is constant). The A/V analyses of the agent tests pick their lag from this."""
+    out = np.full(len(lags), -2.0)
+    for k, lag in enumerate(lags):
+        lo, hi = np.searchsorted(at, vt + lag), np.searchsorted(at, vt + lag + window)
+        env = np.array([rms[a:b].mean() if b > a else 0.0 for a, b in zip(lo, hi, strict=True)])
+        if env.std() > 0 and dark.std() > 0:
+            out[k] = float(np.corrcoef(env, dark)[0, 1])
+    return out
+
+
 def mouth_speech_correlation(report: dict[str, Any], *, max_lag_ms: float = 200.0) -> dict[str, float]:
     """Correlation of mouth openness (darkness of 32x32 grey crops of the mouth in the
     presented frames) with the received audio's envelope (RMS over the 40 ms before each

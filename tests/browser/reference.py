@@ -25,7 +25,7 @@ import av
 import numpy as np
 from aiohttp import web
 
-from browser.harness import HERE, Browser, BrowserRun, speech_wav
+from browser.harness import Browser, BrowserRun, speech_wav
 from browser.sink_record import SinkRecorder, with_audio
 from browser.stub_engine import EnergyFeatures, EnergyMotionStream
 from emostream.config import SAMPLE_RATE
@@ -115,9 +115,6 @@ class ReferenceRun(BrowserRun):
 
     async def _test_page(self, request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
-
-    async def _measure_js(self, request: web.Request) -> web.Response:
-        return web.Response(text=(HERE / "measure.js").read_text("utf-8"), content_type="text/javascript")
 
     async def _webm(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(self.webm)
