@@ -206,9 +206,8 @@ async def test_audio_track_sends_each_chunk_at_its_place_in_the_stream() -> None
 
 
 def test_piper_synthesizes_on_one_thread() -> None:
-    """The bundled TTS leaves the other cores to the avatar and the browser (TTS_THREADS: with
-    onnxruntime's default, a thread per core, each line's synthesis burst starved the browser
-    beside the bot, and its audio jitter buffer grew mid-turn)."""
+    """The bundled TTS leaves the other cores to the avatar and a browser beside the bot
+    (TTS_THREADS: onnxruntime's default, a thread per core, takes them all at each line)."""
     from emostream.integrations.pipecat_bot import TTS_THREADS, piper_tts
 
     options = piper_tts()._voice.session.get_session_options()  # type: ignore[attr-defined]

@@ -62,10 +62,9 @@ MAX_TEXT = 2000
 AUDIO_OUT_RATE = 48000
 PIPER_VOICE = "en_US-joe-medium"
 #: Threads piper's ONNX session may use. onnxruntime's default (one per core) takes every core in
-#: a burst at the start of each line: on a 2-core machine the browser beside the bot then read
-#: its audio packets late, its jitter buffer grew 20-60 ms mid-turn, and speech fell that much
-#: behind the lips until lip sync caught up (seconds). One thread synthesizes still far faster
-#: than real time.
+#: a burst at the start of each line, just when the avatar starts to speak and a browser beside
+#: the bot starts to play it. One thread is still far faster than real time: 22 s of speech in
+#: 2.9 s on the 2-core reference machine (1.6 s on two), the first sentence in 84 ms.
 TTS_THREADS = 1
 _VIDEO_CLOCK = 90_000
 _NS = 1_000_000_000

@@ -6,9 +6,9 @@ varied from run to run. This
 records the sink itself and maps each 128-sample block to the page's performance clock: the
 reader notes the wall time at which each read's last sample arrived; a line fitted through those
 (sample index -> time) and moved to the least-delayed read gives each sample's output time. The
-least-delayed read is taken in each second and the median of those used: one read that arrives
-early (parec's start-up burst, ~45 ms ahead of the rest in some runs) set the whole recording that
-much early, and the same stream read either ~+5 or ~-35 ms from run to run.
+least-delayed read is taken in each second and the median of those used: one read near the start
+that arrived ~45 ms ahead of all the rest (in some runs) set the whole recording that much early,
+and the same stream read either ~+5 or ~-35 ms from run to run.
 """
 
 from __future__ import annotations
