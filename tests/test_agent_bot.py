@@ -17,7 +17,6 @@ import pytest
 
 pytest.importorskip("pipecat", reason="needs the pipecat extra: pip install 'emostream[pipecat]'")
 
-
 import aiohttp
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription

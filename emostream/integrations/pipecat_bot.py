@@ -199,7 +199,7 @@ class WallClockVideoTrack(RawVideoTrack):
 
 class StreamClockedAudioTrack(RawAudioTrack):
     """Pipecat's output audio track, sending the avatar's audio on the ``SendClock`` and stamping
-    it with the time it is sent.
+    each chunk with its place on that clock.
 
     ``RawAudioTrack`` starts its clock when it is made (at the offer, seconds before the
     connection is up), sends that whole gap as fast as it can to catch up, and fills every moment
@@ -221,7 +221,7 @@ class StreamClockedAudioTrack(RawAudioTrack):
     clock: SendClock | None = None
     _skipped = 0  # samples dropped because they came too late or did not fit
     _written = 0  # 10 ms chunks written: the stream place of the next write
-    _send_t0: float | None = None
+    _stamp_t0: float | None = None  # the first chunk's stamp: RTP time 0
     _next_ts = 0
     _warned = False
 
@@ -294,9 +294,9 @@ class StreamClockedAudioTrack(RawAudioTrack):
         # the send time instead, each wake-up later than any before moved all later sound by
         # that much and left a hole the receiver had to conceal.
         stamp = time.monotonic() if due is None else due
-        if self._send_t0 is None:
-            self._send_t0 = stamp
-        ts = max(self._next_ts, round((stamp - self._send_t0) * self._sample_rate))
+        if self._stamp_t0 is None:
+            self._stamp_t0 = stamp
+        ts = max(self._next_ts, round((stamp - self._stamp_t0) * self._sample_rate))
         self._next_ts = ts + self._samples_per_10ms
         self._timestamp = self._next_ts
         frame = AudioFrame.from_ndarray(np.frombuffer(chunk, dtype=np.int16)[None, :], layout="mono")

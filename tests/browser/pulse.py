@@ -58,11 +58,12 @@ def null_sink_server(timeout_s: float = 10.0) -> Iterator[dict[str, str]]:
         if not sock.exists():
             raise RuntimeError(f"pulseaudio did not start (exit code {proc.poll()})")
         client = {"PULSE_SERVER": f"unix:{sock}"}
+        client_env = {**_base_env(), **client}
         keeper = subprocess.Popen(
             ["parec", "--raw", f"--latency-msec={KEEPER_LATENCY_MS}", "-d", f"{SINK}.monitor"],
-            env={**_base_env(), **client}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=client_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait_drained({**_base_env(), **client}, deadline)
+        _wait_drained(client_env, deadline)
         yield client
     finally:
         if keeper is not None:

@@ -224,12 +224,12 @@
     // Demo / test automation from the query string: type and send a line, press Interrupt.
     const q = new URLSearchParams(location.search);
     if (q.has("say")) {
-      while (api.state !== "connected") await new Promise((r) => setTimeout(r, 50));
-      await new Promise((r) => setTimeout(r, 1000 * Number(q.get("sayAfter") || 1)));
+      while (api.state !== "connected") await sleep(50);
+      await sleep(1000 * Number(q.get("sayAfter") || 1));
       els.text.value = q.get("say");
       els.say.click();
       if (q.has("interruptAfter")) {
-        await new Promise((r) => setTimeout(r, 1000 * Number(q.get("interruptAfter"))));
+        await sleep(1000 * Number(q.get("interruptAfter")));
         els.interrupt.click();
       }
     }
